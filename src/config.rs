@@ -1,0 +1,124 @@
+//! The experiment file (TOML): what to run, on which data, how to measure.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {what}")]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub what: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    pub name: String,
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+    #[serde(default)]
+    pub measure: MeasureConfig,
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Intra-op threads per session; 0 or absent = every core.
+    #[serde(default)]
+    pub threads: usize,
+    /// Path to libonnxruntime (after ORT_DYLIB_PATH, before the asset cache).
+    pub ort_library: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MeasureConfig {
+    /// Unmeasured runs before each latency series.
+    pub warmup: usize,
+    /// Measured runs of the encoder call and of the decoder step.
+    pub runs: usize,
+    /// Self-attention cache length for the decoder-step measurement (tokens already decoded).
+    pub decoder_cache_len: usize,
+    /// Passes over the dataset for end-to-end latency (the first pass also gives the accuracy).
+    pub e2e_passes: usize,
+}
+
+impl Default for MeasureConfig {
+    fn default() -> Self {
+        MeasureConfig {
+            warmup: 3,
+            runs: 20,
+            decoder_cache_len: 32,
+            e2e_passes: 2,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    /// Built-in name or path to a model folder.
+    pub model: String,
+    /// Speech manifest, relative to the experiment file.
+    pub dataset: PathBuf,
+    /// Use only the first N items (0 = all).
+    #[serde(default)]
+    pub limit: usize,
+}
+
+impl Experiment {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let err = |what: String| ConfigError {
+            path: path.to_path_buf(),
+            what,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
+        let mut exp: Experiment = toml::from_str(&text).map_err(|e| err(format!("invalid experiment: {e}")))?;
+        if exp.models.is_empty() {
+            return Err(err("no [[models]] to run".into()));
+        }
+        if exp.measure.runs == 0 || exp.measure.e2e_passes == 0 {
+            return Err(err("measure.runs and measure.e2e_passes must be at least 1".into()));
+        }
+        if exp.name.is_empty() || exp.name.contains(['/', '\\']) {
+            return Err(err(format!("name `{}` must be non-empty and contain no path separators", exp.name)));
+        }
+        let base = path.parent().unwrap_or(Path::new("."));
+        for m in &mut exp.models {
+            if m.dataset.is_relative() {
+                m.dataset = base.join(&m.dataset);
+            }
+        }
+        Ok(exp)
+    }
+
+    pub fn threads(&self) -> usize {
+        if self.runtime.threads == 0 {
+            crate::runtime::default_threads()
+        } else {
+            self.runtime.threads
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.toml");
+        std::fs::write(&p, "name = \"x\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d/m.jsonl\"\n").unwrap();
+        let e = Experiment::load(&p).unwrap();
+        assert_eq!(e.measure.runs, 20);
+        assert_eq!(e.models[0].dataset, dir.path().join("d/m.jsonl"));
+        std::fs::write(&p, "name = \"x\"\nmodels = []\n").unwrap();
+        assert!(Experiment::load(&p).unwrap_err().to_string().contains("no [[models]]"));
+        std::fs::write(&p, "name = \"x\"\nbogus = 1\n[[models]]\nmodel = \"m\"\ndataset = \"d\"\n").unwrap();
+        let e = Experiment::load(&p).unwrap_err().to_string();
+        assert!(e.contains("e.toml") && e.contains("bogus"), "{e}");
+    }
+}

@@ -1,0 +1,4 @@
+//! Inputs: audio files and JSONL manifests.
+
+pub mod audio;
+pub mod manifest;

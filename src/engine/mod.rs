@@ -1,0 +1,10 @@
+//! The engine: runs transcription, evaluation, latency series and whole experiments, and reports what it
+//! does as typed events. It never prints; faces (CLI progress lines, later the TUI) render the events.
+
+mod environment;
+mod events;
+mod run;
+
+pub use environment::environment;
+pub use events::{Event, Stage};
+pub use run::{dataset_sha256, evaluate, measure_latency, open_whisper, run_experiment, Context};

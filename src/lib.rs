@@ -1,0 +1,16 @@
+//! quantbench: take Whisper and BLIP to INT8 and measure what it costs and gains.
+//!
+//! Data path: assets → models → measure → engine → report (faces: the CLI and, later, the TUI).
+
+pub mod assets;
+pub mod data;
+pub mod fsutil;
+pub mod measure;
+pub mod models;
+pub mod onnx;
+pub mod runtime;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod report;
+pub mod results;

@@ -1,0 +1,155 @@
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Parser;
+
+use quantbench::assets::Cache;
+use quantbench::cli::{Cli, Command};
+use quantbench::config::Experiment;
+use quantbench::engine::{self, Context, Event};
+
+/// Exit codes: 0 success, 1 error (message on stderr), 2 usage error (from clap).
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// The error chain on one line, outermost context first.
+fn one_line(e: &anyhow::Error) -> String {
+    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+}
+
+/// Progress for humans on stderr: an updating line on a terminal, plain lines otherwise.
+struct Progress {
+    tty: bool,
+    last_stage: Option<(String, engine::Stage)>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            tty: std::io::stderr().is_terminal(),
+            last_stage: None,
+        }
+    }
+
+    fn event(&mut self, e: Event) {
+        let mut err = std::io::stderr().lock();
+        match e {
+            Event::Note(m) => {
+                if self.tty {
+                    let _ = write!(err, "\r\x1b[2K");
+                }
+                let _ = writeln!(err, "{m}");
+            }
+            Event::Progress { model, stage, done, total } => {
+                let line = format!("{model}: {} {done}/{total}", stage.label());
+                if self.tty {
+                    let _ = write!(err, "\r\x1b[2K{line}");
+                    if done == total {
+                        let _ = writeln!(err);
+                    }
+                } else {
+                    let key = (model.clone(), stage);
+                    let new_stage = self.last_stage.as_ref() != Some(&key);
+                    if new_stage || done == total || done % 10 == 0 {
+                        let _ = writeln!(err, "{line}");
+                    }
+                    self.last_stage = Some(key);
+                }
+            }
+            Event::Item { .. } | Event::ModelDone(_) => {}
+        }
+    }
+}
+
+fn context(cli: &Cli, threads_from_config: Option<usize>, ort_library: Option<std::path::PathBuf>) -> Context {
+    Context {
+        cache: Cache::new(cli.cache_dir.clone(), cli.wheelhouse.clone()),
+        ort_library,
+        threads: cli
+            .threads
+            .or(threads_from_config)
+            .unwrap_or_else(quantbench::runtime::default_threads),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let mut progress = Progress::new();
+    let mut sink = |e: Event| progress.event(e);
+    match &cli.command {
+        Command::Fetch { names } => {
+            let ctx = context(&cli, None, None);
+            let all: Vec<String> = quantbench::assets::ASSETS.iter().map(|a| a.name.to_string()).collect();
+            let names = if names.is_empty() { &all } else { names };
+            for n in names {
+                let dir = ctx.cache.ensure(n, &mut |m| sink(Event::Note(m.to_string())))?;
+                println!("{n}\t{}", dir.display());
+            }
+        }
+        Command::Convert { ct2_dir, out_dir } => {
+            quantbench::models::whisper::export::convert(ct2_dir, out_dir)?;
+            println!("{}", out_dir.display());
+        }
+        Command::Transcribe { model, files } => {
+            let ctx = context(&cli, None, None);
+            let (mut pipeline, _) = engine::open_whisper(model, &ctx, &mut sink)?;
+            for f in files {
+                let audio = quantbench::data::audio::load_16k(f)?;
+                let t = pipeline.transcribe(&audio.samples).with_context(|| f.display().to_string())?;
+                println!("{}\t{}", f.display(), t.text);
+            }
+        }
+        Command::Eval { model, manifest, limit, json } => {
+            let ctx = context(&cli, None, None);
+            // Validate the manifest before any model work.
+            quantbench::data::manifest::load_speech(manifest)?;
+            let (mut pipeline, resolved) = engine::open_whisper(model, &ctx, &mut sink)?;
+            let result = engine::evaluate(&mut pipeline, &resolved.name, manifest, *limit, &mut sink)?;
+            println!(
+                "{}: WER {:.2} %  CER {:.2} %  n {}  latency median {:.1} ms",
+                resolved.name,
+                result.wer * 100.0,
+                result.cer * 100.0,
+                result.n,
+                result.latency_ms.median
+            );
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&result)? + "\n";
+                quantbench::fsutil::write_atomic(path, text.as_bytes())
+                    .with_context(|| format!("{}: cannot write", path.display()))?;
+            }
+        }
+        Command::Report { config, out } => {
+            let exp = Experiment::load(config)?;
+            let ctx = context(&cli, Some(exp.threads()), exp.runtime.ort_library.clone());
+            let result = engine::run_experiment(&exp, config, &ctx, &mut sink)?;
+            let paths = quantbench::report::write_report(&result, out)
+                .with_context(|| format!("{}: cannot write the report", out.display()))?;
+            for m in &result.models {
+                println!(
+                    "{} {}: WER {:.2} % on {} utterances; encoder {:.1} ms, decoder step {:.2} ms, end-to-end mean {:.1} ms; outside ORT {:.2} %",
+                    m.model,
+                    m.variant,
+                    m.accuracy.wer * 100.0,
+                    m.accuracy.n,
+                    m.latency.encoder_ms.median,
+                    m.latency.decoder_step_ms.median,
+                    m.latency.end_to_end_ms.mean,
+                    m.latency.outside_ort_share * 100.0
+                );
+            }
+            for p in paths {
+                println!("{}", p.display());
+            }
+        }
+    }
+    Ok(())
+}

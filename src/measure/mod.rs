@@ -1,0 +1,5 @@
+//! Measurement: latency statistics and accuracy metrics.
+
+pub mod normalizer;
+pub mod stats;
+pub mod wer;

@@ -1,0 +1,95 @@
+//! Models by name or path: built-in names resolve to pinned assets converted on first use.
+
+use std::path::{Path, PathBuf};
+
+use crate::assets::Cache;
+
+pub mod whisper;
+
+/// Bumped whenever the exporter's graphs change, so cached conversions are rebuilt.
+const CONVERTER_REVISION: u32 = 1;
+
+pub const BUILTIN_WHISPER: &[&str] = &["whisper-tiny.en", "whisper-base"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error("unknown model `{0}`: give a built-in name ({names}) or a path to a model folder", names = BUILTIN_WHISPER.join(", "))]
+    Unknown(String),
+    #[error("{0}: not a model folder (expected optimum's encoder_model.onnx/decoder_model.onnx/decoder_with_past_model.onnx, or a CTranslate2 model.bin)")]
+    NotAModel(PathBuf),
+    #[error(transparent)]
+    Asset(#[from] crate::assets::AssetError),
+    #[error(transparent)]
+    Export(#[from] whisper::export::ExportError),
+    #[error("{path}: {what}")]
+    Io { path: PathBuf, what: String },
+}
+
+/// A model folder ready for the pipeline, with where it came from.
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    pub name: String,
+    pub onnx_dir: PathBuf,
+    /// sha256 of the source weights (CT2 model.bin), or of the encoder graph for ONNX folders.
+    pub source_sha256: String,
+}
+
+pub fn resolve(spec: &str, cache: &Cache, progress: &mut dyn FnMut(&str)) -> Result<ResolvedModel, ResolveError> {
+    if BUILTIN_WHISPER.contains(&spec) {
+        let dir = cache.ensure(spec, progress)?;
+        let ct2 = dir.join("ct2");
+        let onnx = dir.join(format!("onnx-fp32-r{CONVERTER_REVISION}"));
+        let sha = sha_of(&ct2.join("model.bin"))?;
+        convert_once(&ct2, &onnx, spec, progress)?;
+        return Ok(ResolvedModel {
+            name: spec.to_string(),
+            onnx_dir: onnx,
+            source_sha256: sha,
+        });
+    }
+    let path = Path::new(spec);
+    if !path.exists() {
+        return Err(ResolveError::Unknown(spec.to_string()));
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| spec.to_string());
+    if path.join(whisper::model::ENCODER_FILE).is_file() {
+        return Ok(ResolvedModel {
+            name,
+            source_sha256: sha_of(&path.join(whisper::model::ENCODER_FILE))?,
+            onnx_dir: path.to_path_buf(),
+        });
+    }
+    if path.join("model.bin").is_file() {
+        let sha = sha_of(&path.join("model.bin"))?;
+        let onnx = cache
+            .root
+            .join("converted")
+            .join(format!("{}-r{CONVERTER_REVISION}", &sha[..16]));
+        convert_once(path, &onnx, &name, progress)?;
+        return Ok(ResolvedModel {
+            name,
+            onnx_dir: onnx,
+            source_sha256: sha,
+        });
+    }
+    Err(ResolveError::NotAModel(path.to_path_buf()))
+}
+
+fn sha_of(path: &Path) -> Result<String, ResolveError> {
+    crate::fsutil::sha256_file(path).map_err(|e| ResolveError::Io {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    })
+}
+
+fn convert_once(ct2: &Path, onnx: &Path, name: &str, progress: &mut dyn FnMut(&str)) -> Result<(), ResolveError> {
+    if whisper::model::PART_FILES.iter().all(|f| onnx.join(f).is_file()) {
+        return Ok(());
+    }
+    progress(&format!("convert {name}: CTranslate2 → ONNX ({}) ...", onnx.display()));
+    whisper::export::convert(ct2, onnx)?;
+    Ok(())
+}

@@ -1,0 +1,374 @@
+//! Greedy decoding with the KV cache, window by window over audio longer than 30 s.
+
+use std::borrow::Cow;
+use std::time::{Duration, Instant};
+
+use ort::session::SessionInputValue;
+use ort::value::{DynValue, Tensor};
+
+use super::features::{LogMel, MelExtractor, WINDOW_FRAMES};
+use super::model::WhisperModel;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("{part}: ONNX Runtime failed: {what}")]
+    Ort { part: &'static str, what: String },
+    #[error("{part}: output `{name}` missing or of the wrong type")]
+    Output { part: &'static str, name: String },
+}
+
+fn ort_err(part: &'static str) -> impl Fn(ort::Error) -> DecodeError {
+    move |e| DecodeError::Ort {
+        part,
+        what: e.to_string(),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct DecodeOptions {
+    /// Cap on generated tokens per 30 s window.
+    pub max_new_tokens: usize,
+}
+
+impl Default for DecodeOptions {
+    fn default() -> Self {
+        DecodeOptions { max_new_tokens: 224 }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Transcription {
+    pub text: String,
+    pub tokens: Vec<i64>,
+    pub windows: usize,
+    /// Set when a window was cut short by the repetition guard.
+    pub repetition_stopped: bool,
+    pub total: Duration,
+    /// Time spent inside ONNX Runtime calls (the rest is features, decoding loop, tokenizer).
+    pub in_ort: Duration,
+}
+
+/// Decoder inputs prepared for one step: the encoder's cross-attention cache and a self-attention cache.
+pub struct StepState {
+    cross: Vec<DynValue>,
+    self_kv: Vec<DynValue>,
+    pub cache_len: usize,
+}
+
+pub struct Pipeline {
+    pub model: WhisperModel,
+    mel: MelExtractor,
+    pub options: DecodeOptions,
+    suppress: Vec<bool>,
+    suppress_begin: Vec<bool>,
+    past_self_names: Vec<String>,
+    past_cross_names: Vec<String>,
+    present_self_names: Vec<String>,
+    present_cross_names: Vec<String>,
+}
+
+impl Pipeline {
+    pub fn new(model: WhisperModel, options: DecodeOptions) -> Self {
+        let vocab = model.config.vocab_size.max(model.tokenizer.get_vocab_size(true));
+        let mut suppress = vec![false; vocab];
+        let t = &model.tokens;
+        for &id in model.config.suppress_tokens.iter().chain(&t.always_suppressed) {
+            if let Some(s) = suppress.get_mut(id as usize) {
+                *s = true;
+            }
+        }
+        // No timestamps are asked for: every timestamp token (after <|notimestamps|>) stays out.
+        for s in suppress.iter_mut().skip(t.no_timestamps as usize) {
+            *s = true;
+        }
+        let mut suppress_begin = suppress.clone();
+        for &id in &model.config.begin_suppress_tokens {
+            if let Some(s) = suppress_begin.get_mut(id as usize) {
+                *s = true;
+            }
+        }
+        let n = model.n_layers;
+        let names = |f: &dyn Fn(usize, &str) -> String| -> Vec<String> {
+            (0..n).flat_map(|l| ["key", "value"].map(|kv| f(l, kv))).collect()
+        };
+        Pipeline {
+            mel: MelExtractor::new(model.config.n_mels),
+            past_self_names: names(&|l, kv| format!("past_key_values.{l}.decoder.{kv}")),
+            past_cross_names: names(&|l, kv| format!("past_key_values.{l}.encoder.{kv}")),
+            present_self_names: names(&|l, kv| format!("present.{l}.decoder.{kv}")),
+            present_cross_names: names(&|l, kv| format!("present.{l}.encoder.{kv}")),
+            model,
+            options,
+            suppress,
+            suppress_begin,
+        }
+    }
+
+    pub fn features(&self, samples: &[f32]) -> LogMel {
+        self.mel.compute(samples)
+    }
+
+    /// Transcribes 16 kHz mono samples, window by window (faster-whisper's seek without timestamps).
+    pub fn transcribe(&mut self, samples: &[f32]) -> Result<Transcription, DecodeError> {
+        let start = Instant::now();
+        let mut in_ort = Duration::ZERO;
+        let mel = self.mel.compute(samples);
+        let mut tokens = Vec::new();
+        let mut texts = Vec::new();
+        let mut repetition_stopped = false;
+        let starts = mel.window_starts();
+        for &s in &starts {
+            let window = mel.window(s);
+            let enc = self.encode(&window, &mut in_ort)?;
+            let (ids, rep) = self.greedy(&enc, &mut in_ort)?;
+            repetition_stopped |= rep;
+            let text = self.decode_text(&ids);
+            if !text.is_empty() {
+                texts.push(text);
+            }
+            tokens.extend(ids);
+        }
+        Ok(Transcription {
+            text: texts.join(" "),
+            tokens,
+            windows: starts.len(),
+            repetition_stopped,
+            total: start.elapsed(),
+            in_ort,
+        })
+    }
+
+    pub fn decode_text(&self, ids: &[i64]) -> String {
+        let plain: Vec<u32> = ids
+            .iter()
+            .filter(|&&i| i < self.model.tokens.eot)
+            .map(|&i| i as u32)
+            .collect();
+        self.model
+            .tokenizer
+            .decode(&plain, true)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    }
+
+    /// One encoder call on a [n_mels, 3000] window.
+    pub fn encode(&mut self, window: &[f32], in_ort: &mut Duration) -> Result<DynValue, DecodeError> {
+        let n_mels = self.mel.n_mels();
+        let input = Tensor::from_array((vec![1i64, n_mels as i64, WINDOW_FRAMES as i64], window.to_vec()))
+            .map_err(ort_err("encoder"))?;
+        let t = Instant::now();
+        let mut out = self
+            .model
+            .encoder
+            .run(ort::inputs! {"input_features" => input})
+            .map_err(ort_err("encoder"))?;
+        *in_ort += t.elapsed();
+        out.remove("last_hidden_state").ok_or(DecodeError::Output {
+            part: "encoder",
+            name: "last_hidden_state".into(),
+        })
+    }
+
+    /// Runs the prompt through the first decoder; returns its logits row and the caches.
+    fn first_step(
+        &mut self,
+        enc: &DynValue,
+        prompt: &[i64],
+        in_ort: &mut Duration,
+    ) -> Result<(Vec<f32>, StepState), DecodeError> {
+        let ids = Tensor::from_array((vec![1i64, prompt.len() as i64], prompt.to_vec())).map_err(ort_err("decoder"))?;
+        let t = Instant::now();
+        let mut out = self
+            .model
+            .decoder
+            .run(ort::inputs! {"input_ids" => ids, "encoder_hidden_states" => enc})
+            .map_err(ort_err("decoder"))?;
+        *in_ort += t.elapsed();
+        let logits = last_logits(&out, "decoder")?;
+        let take = |out: &mut ort::session::SessionOutputs, names: &[String]| -> Result<Vec<DynValue>, DecodeError> {
+            names
+                .iter()
+                .map(|n| {
+                    out.remove(n.as_str()).ok_or(DecodeError::Output {
+                        part: "decoder",
+                        name: n.clone(),
+                    })
+                })
+                .collect()
+        };
+        let self_kv = take(&mut out, &self.present_self_names)?;
+        let cross = take(&mut out, &self.present_cross_names)?;
+        Ok((
+            logits,
+            StepState {
+                cross,
+                self_kv,
+                cache_len: prompt.len(),
+            },
+        ))
+    }
+
+    /// One decoder-with-past step for `token`; the state's self-attention cache grows by one.
+    fn next_step(&mut self, state: &mut StepState, token: i64, in_ort: &mut Duration) -> Result<Vec<f32>, DecodeError> {
+        let self_kv = std::mem::take(&mut state.self_kv);
+        let (logits, present) = self.step_with(state, self_kv.into_iter().map(SessionInputValue::from).collect(), token, in_ort)?;
+        state.self_kv = present;
+        state.cache_len += 1;
+        Ok(logits)
+    }
+
+    /// One decoder-with-past step that leaves `state` as it was (for latency measurement).
+    pub fn bench_step(&mut self, state: &StepState, token: i64, in_ort: &mut Duration) -> Result<(), DecodeError> {
+        let refs = state.self_kv.iter().map(SessionInputValue::from).collect();
+        self.step_with(state, refs, token, in_ort).map(|_| ())
+    }
+
+    fn step_with<'v>(
+        &mut self,
+        state: &'v StepState,
+        self_kv: Vec<SessionInputValue<'v>>,
+        token: i64,
+        in_ort: &mut Duration,
+    ) -> Result<(Vec<f32>, Vec<DynValue>), DecodeError> {
+        let ids = Tensor::from_array((vec![1i64, 1], vec![token])).map_err(ort_err("decoder_with_past"))?;
+        let mut inputs: Vec<(Cow<str>, SessionInputValue)> = Vec::with_capacity(1 + 4 * self.model.n_layers);
+        inputs.push((Cow::Borrowed("input_ids"), ids.into()));
+        for (name, v) in self.past_self_names.iter().zip(self_kv) {
+            inputs.push((Cow::Borrowed(name.as_str()), v));
+        }
+        for (name, v) in self.past_cross_names.iter().zip(&state.cross) {
+            inputs.push((Cow::Borrowed(name.as_str()), v.into()));
+        }
+        let t = Instant::now();
+        let mut out = self
+            .model
+            .decoder_with_past
+            .run(inputs)
+            .map_err(ort_err("decoder_with_past"))?;
+        *in_ort += t.elapsed();
+        let logits = last_logits(&out, "decoder_with_past")?;
+        let present = self
+            .present_self_names
+            .iter()
+            .map(|n| {
+                out.remove(n.as_str()).ok_or(DecodeError::Output {
+                    part: "decoder_with_past",
+                    name: n.clone(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok((logits, present))
+    }
+
+    /// Greedy decoding of one window. Returns the generated ids and whether the repetition guard fired.
+    fn greedy(&mut self, enc: &DynValue, in_ort: &mut Duration) -> Result<(Vec<i64>, bool), DecodeError> {
+        let prompt = self.model.tokens.prompt();
+        let max_new = self
+            .options
+            .max_new_tokens
+            .min(self.model.config.max_target_positions.saturating_sub(prompt.len()));
+        let (logits, mut state) = self.first_step(enc, &prompt, in_ort)?;
+        let mut next = argmax_allowed(&logits, &self.suppress_begin);
+        let mut out = Vec::new();
+        while next != self.model.tokens.eot && out.len() < max_new {
+            out.push(next);
+            if let Some(keep) = repetition_cut(&out) {
+                out.truncate(keep);
+                return Ok((out, true));
+            }
+            if out.len() == max_new {
+                break;
+            }
+            let logits = self.next_step(&mut state, next, in_ort)?;
+            next = argmax_allowed(&logits, &self.suppress);
+        }
+        Ok((out, false))
+    }
+
+    /// Caches as they stand after decoding `cache_len` tokens of real audio (for the decoder-step benchmark).
+    pub fn step_state(&mut self, window: &[f32], cache_len: usize) -> Result<(StepState, i64), DecodeError> {
+        let mut t = Duration::ZERO;
+        let enc = self.encode(window, &mut t)?;
+        let prompt = self.model.tokens.prompt();
+        let (logits, mut state) = self.first_step(&enc, &prompt, &mut t)?;
+        let mut next = argmax_allowed(&logits, &self.suppress_begin);
+        while state.cache_len < cache_len {
+            // Past the end of speech the model keeps predicting end-of-text; feed it anyway to grow the cache.
+            let logits = self.next_step(&mut state, next, &mut t)?;
+            next = argmax_allowed(&logits, &self.suppress);
+        }
+        Ok((state, next))
+    }
+}
+
+fn last_logits(out: &ort::session::SessionOutputs, part: &'static str) -> Result<Vec<f32>, DecodeError> {
+    let missing = || DecodeError::Output {
+        part,
+        name: "logits".into(),
+    };
+    let v = out.get("logits").ok_or_else(missing)?;
+    let (shape, data) = v.try_extract_tensor::<f32>().map_err(|_| missing())?;
+    let vocab = *shape.last().ok_or_else(missing)? as usize;
+    if vocab == 0 || data.len() < vocab {
+        return Err(missing());
+    }
+    Ok(data[data.len() - vocab..].to_vec())
+}
+
+fn argmax_allowed(logits: &[f32], suppressed: &[bool]) -> i64 {
+    let mut best = (f32::NEG_INFINITY, 0usize);
+    for (i, &v) in logits.iter().enumerate() {
+        if suppressed.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        if v > best.0 {
+            best = (v, i);
+        }
+    }
+    best.1 as i64
+}
+
+/// If the tail of `ids` is one block of `p` tokens repeated enough times (16 tokens for p = 1, at least 4
+/// repeats otherwise), returns the length that keeps a single copy of the block.
+fn repetition_cut(ids: &[i64]) -> Option<usize> {
+    for p in 1..=32usize {
+        let repeats = (16 / p).max(4);
+        let span = p * repeats;
+        if ids.len() < span {
+            continue;
+        }
+        let tail = &ids[ids.len() - span..];
+        if tail.chunks_exact(p).all(|c| c == &tail[..p]) {
+            return Some(ids.len() - span + p);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argmax_skips_suppressed_ids() {
+        let logits = [0.1, 5.0, 3.0, 4.0];
+        assert_eq!(argmax_allowed(&logits, &[false; 4]), 1);
+        assert_eq!(argmax_allowed(&logits, &[false, true, false, false]), 3);
+    }
+
+    #[test]
+    fn repetition_guard_cuts_loops_but_not_normal_text() {
+        let normal: Vec<i64> = (0..100).collect();
+        assert_eq!(repetition_cut(&normal), None);
+        let short_echo = [5, 6, 7, 7, 7];
+        assert_eq!(repetition_cut(&short_echo), None);
+        let mut looped = vec![1, 2, 3];
+        for _ in 0..5 {
+            looped.extend([9, 8, 7]);
+        }
+        assert_eq!(repetition_cut(&looped), Some(6));
+        let same = vec![4i64; 16];
+        assert_eq!(repetition_cut(&same), Some(1));
+    }
+}

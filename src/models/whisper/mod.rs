@@ -1,0 +1,12 @@
+//! Whisper: CTranslate2 reader and ONNX exporter, log-mel features, greedy decoding.
+
+mod builder_ops;
+pub mod ct2;
+pub mod decode;
+pub mod export;
+pub mod features;
+pub mod model;
+pub mod tokens;
+
+pub use decode::{DecodeOptions, Pipeline, Transcription};
+pub use model::WhisperModel;

@@ -1,0 +1,43 @@
+use std::path::{Path, PathBuf};
+
+use prost::Message;
+
+use super::proto::ModelProto;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxIoError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a valid ONNX model: {source}")]
+    Decode {
+        path: PathBuf,
+        source: prost::DecodeError,
+    },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub fn read_model(path: &Path) -> Result<ModelProto, OnnxIoError> {
+    let bytes = std::fs::read(path).map_err(|source| OnnxIoError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    ModelProto::decode(bytes.as_slice()).map_err(|source| OnnxIoError::Decode {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes atomically: a temp file in the same folder, then rename.
+pub fn write_model(model: &ModelProto, path: &Path) -> Result<(), OnnxIoError> {
+    crate::fsutil::write_atomic(path, &model.encode_to_vec()).map_err(|source| OnnxIoError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}

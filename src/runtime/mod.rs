@@ -1,0 +1,151 @@
+//! ONNX Runtime: finding the shared library, one process-wide environment, sessions with a thread count.
+//!
+//! The library is looked up in this order: `ORT_DYLIB_PATH`, the experiment config (`[runtime] ort_library`),
+//! the asset cache; when none has it, the pinned `onnxruntime` asset is fetched into the cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::session::Session;
+
+use crate::assets::Cache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("ONNX Runtime library {path}: {what}")]
+    Library { path: PathBuf, what: String },
+    #[error(transparent)]
+    Asset(#[from] crate::assets::AssetError),
+    #[error("{path}: ONNX Runtime cannot load this model: {what}")]
+    Session { path: PathBuf, what: String },
+    #[error("ONNX Runtime was already initialised from {0}")]
+    AlreadyInitialised(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct RuntimeInfo {
+    pub library: PathBuf,
+    pub version: String,
+}
+
+static RUNTIME: OnceLock<(ort::environment::Environment, RuntimeInfo)> = OnceLock::new();
+
+/// Where the library comes from, in the documented order.
+pub fn locate_library(
+    configured: Option<&Path>,
+    cache: &Cache,
+    progress: &mut dyn FnMut(&str),
+) -> Result<PathBuf, RuntimeError> {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return Ok(PathBuf::from(p));
+    }
+    if let Some(p) = configured {
+        return Ok(p.to_path_buf());
+    }
+    let dir = cache.ensure("onnxruntime", progress)?;
+    Ok(dir.join(crate::assets::catalog_ort_file()))
+}
+
+/// Loads the library once per process; later calls return the same runtime.
+pub fn init(library: &Path) -> Result<&'static RuntimeInfo, RuntimeError> {
+    if let Some((_, info)) = RUNTIME.get() {
+        return Ok(info);
+    }
+    if !library.is_file() {
+        return Err(RuntimeError::Library {
+            path: library.to_path_buf(),
+            what: "file not found (set ORT_DYLIB_PATH, or run `quantbench fetch onnxruntime`)".into(),
+        });
+    }
+    let lib_err = |what: String| RuntimeError::Library {
+        path: library.to_path_buf(),
+        what,
+    };
+    let version = library_version(library).map_err(lib_err)?;
+    if !version.starts_with("1.31.") {
+        return Err(lib_err(format!("is ONNX Runtime {version}; quantbench needs 1.31.x")));
+    }
+    let builder = ort::init_from(library).map_err(|e| lib_err(e.to_string()))?;
+    let env = builder
+        .with_name("quantbench")
+        .build()
+        .map_err(|e| lib_err(format!("cannot create an environment: {e}")))?;
+    let info = RuntimeInfo {
+        library: library.to_path_buf(),
+        version,
+    };
+    let _ = RUNTIME.set((env, info));
+    Ok(&RUNTIME.get().expect("just set").1)
+}
+
+pub fn info() -> Option<&'static RuntimeInfo> {
+    RUNTIME.get().map(|(_, i)| i)
+}
+
+/// The library's own version string (`OrtGetApiBase()->GetVersionString()`), read before `ort` loads it so
+/// that a wrong version is reported as such rather than as a failed API call.
+fn library_version(library: &Path) -> Result<String, String> {
+    #[repr(C)]
+    struct OrtApiBase {
+        get_api: unsafe extern "C" fn(u32) -> *const std::ffi::c_void,
+        get_version_string: unsafe extern "C" fn() -> *const std::ffi::c_char,
+    }
+    // SAFETY: loading a shared library runs its initialisers; this is the library ORT itself will load next.
+    let lib = unsafe { libloading::Library::new(library) }.map_err(|e| format!("cannot load: {e}"))?;
+    // SAFETY: the symbol's signature is ONNX Runtime's stable C entry point `const OrtApiBase* OrtGetApiBase(void)`.
+    let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const OrtApiBase> =
+        unsafe { lib.get(b"OrtGetApiBase\0") }.map_err(|_| "not an ONNX Runtime library (no OrtGetApiBase)".to_string())?;
+    // SAFETY: OrtGetApiBase returns a pointer to a static struct; GetVersionString a static NUL-terminated string.
+    let version = unsafe {
+        let base = get_base();
+        if base.is_null() {
+            return Err("OrtGetApiBase returned null".into());
+        }
+        let s = ((*base).get_version_string)();
+        if s.is_null() {
+            return Err("GetVersionString returned null".into());
+        }
+        std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned()
+    };
+    // Keep the library mapped: ORT will use the same handle.
+    std::mem::forget(lib);
+    Ok(version)
+}
+
+/// Threads per session: the configured count, else every core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+pub fn session(path: &Path, intra_threads: usize) -> Result<Session, RuntimeError> {
+    let (env, _) = RUNTIME.get().ok_or_else(|| RuntimeError::Session {
+        path: path.to_path_buf(),
+        what: "runtime not initialised".into(),
+    })?;
+    let fail = |what: String| RuntimeError::Session {
+        path: path.to_path_buf(),
+        what,
+    };
+    Session::builder(env)
+        .map_err(|e| fail(e.to_string()))?
+        .with_intra_threads(intra_threads)
+        .map_err(|e| fail(e.to_string()))?
+        .with_inter_threads(1)
+        .map_err(|e| fail(e.to_string()))?
+        .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
+        .map_err(|e| fail(e.to_string()))?
+        .commit_from_file(path)
+        .map_err(|e| fail(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_file_that_is_not_onnx_runtime_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("libonnxruntime.so");
+        std::fs::write(&fake, b"not a library").unwrap();
+        let e = super::library_version(&fake).unwrap_err();
+        assert!(e.contains("cannot load"), "{e}");
+    }
+}
