@@ -64,6 +64,9 @@ fn load_wav(path: &Path) -> Result<Audio, AudioError> {
         return Err(err(path, "WAV declares 0 channels"));
     }
     let declared = r.len() as usize;
+    let truncated = |declared: usize| {
+        err(path, format!("truncated WAV: the data chunk declares {declared} samples but the file ends early"))
+    };
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => r.samples::<f32>().collect::<Result<_, _>>(),
         (hound::SampleFormat::Int, bits @ (8 | 16 | 24 | 32)) => {
@@ -80,8 +83,11 @@ fn load_wav(path: &Path) -> Result<Audio, AudioError> {
         }
     }
     .map_err(|e| match e {
-        hound::Error::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            err(path, format!("truncated WAV: the data chunk declares {declared} samples but the file ends early"))
+        // hound reports a short data chunk as UnexpectedEof or as an `Other` "Failed to read enough bytes".
+        hound::Error::IoError(io)
+            if io.kind() == std::io::ErrorKind::UnexpectedEof || io.to_string().contains("enough bytes") =>
+        {
+            truncated(declared)
         }
         other => err(path, format!("invalid WAV data: {other}")),
     })?;

@@ -1,0 +1,38 @@
+#![allow(dead_code)]
+//! Shared set-up for integration tests: the real runtime and models from the asset cache (fetched on
+//! first use, as the product does).
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use quantbench::assets::Cache;
+use quantbench::engine::{open_whisper, Context};
+use quantbench::models::whisper::Pipeline;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn context() -> Context {
+    Context {
+        cache: Cache::new(None, None),
+        ort_library: None,
+        threads: quantbench::runtime::default_threads(),
+    }
+}
+
+/// Opens a built-in model once per test binary (tests in one binary share it behind a mutex).
+pub fn pipeline(name: &'static str) -> &'static Mutex<Pipeline> {
+    static TINY: OnceLock<Mutex<Pipeline>> = OnceLock::new();
+    static BASE: OnceLock<Mutex<Pipeline>> = OnceLock::new();
+    let cell = if name == "whisper-base" { &BASE } else { &TINY };
+    cell.get_or_init(|| {
+        let (p, _) = open_whisper(name, &context(), &mut |_| {}).expect("model opens");
+        Mutex::new(p)
+    })
+}
+
+pub fn reference() -> serde_json::Value {
+    let text = std::fs::read_to_string(repo().join("tests/fixtures/whisper_reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
