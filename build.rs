@@ -2,14 +2,18 @@
 fn main() {
     println!("cargo:rerun-if-changed=.git/HEAD");
     println!("cargo:rerun-if-changed=.git/refs/heads");
-    if let Ok(out) = std::process::Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output() {
+    if let Ok(out) = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .output()
+    {
         if out.status.success() {
             let commit = String::from_utf8_lossy(&out.stdout).trim().to_string();
             println!("cargo:rustc-env=QUANTBENCH_GIT_COMMIT={commit}");
         }
     }
     println!("cargo:rerun-if-changed=proto/onnx.proto");
-    let fds = protox::compile(["proto/onnx.proto"], ["proto"]).expect("proto/onnx.proto must compile");
+    let fds =
+        protox::compile(["proto/onnx.proto"], ["proto"]).expect("proto/onnx.proto must compile");
     prost_build::Config::new()
         .compile_fds(fds)
         .expect("prost code generation for onnx.proto");

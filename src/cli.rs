@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "quantbench", version, about = "Quantize Whisper/BLIP to INT8 and measure speed and accuracy against FP32")]
+#[command(
+    name = "quantbench",
+    version,
+    about = "Quantize Whisper/BLIP to INT8 and measure speed and accuracy against FP32"
+)]
 pub struct Cli {
     /// Asset cache (default: $QUANTBENCH_CACHE, else $XDG_CACHE_HOME/quantbench, else ~/.cache/quantbench)
     #[arg(long, global = true)]

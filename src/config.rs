@@ -75,15 +75,24 @@ impl Experiment {
             what,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let mut exp: Experiment = toml::from_str(&text).map_err(|e| err(format!("invalid experiment: {e}")))?;
+        let mut exp: Experiment = toml::from_str(&text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
+            err(format!("invalid experiment{at}: {}", e.message().trim()))
+        })?;
         if exp.models.is_empty() {
             return Err(err("no [[models]] to run".into()));
         }
         if exp.measure.runs == 0 || exp.measure.e2e_passes == 0 {
-            return Err(err("measure.runs and measure.e2e_passes must be at least 1".into()));
+            return Err(err(
+                "measure.runs and measure.e2e_passes must be at least 1".into(),
+            ));
         }
         if exp.name.is_empty() || exp.name.contains(['/', '\\']) {
-            return Err(err(format!("name `{}` must be non-empty and contain no path separators", exp.name)));
+            return Err(err(format!(
+                "name `{}` must be non-empty and contain no path separators",
+                exp.name
+            )));
         }
         let base = path.parent().unwrap_or(Path::new("."));
         for m in &mut exp.models {
@@ -111,13 +120,24 @@ mod tests {
     fn defaults_and_errors() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("e.toml");
-        std::fs::write(&p, "name = \"x\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d/m.jsonl\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "name = \"x\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d/m.jsonl\"\n",
+        )
+        .unwrap();
         let e = Experiment::load(&p).unwrap();
         assert_eq!(e.measure.runs, 20);
         assert_eq!(e.models[0].dataset, dir.path().join("d/m.jsonl"));
         std::fs::write(&p, "name = \"x\"\nmodels = []\n").unwrap();
-        assert!(Experiment::load(&p).unwrap_err().to_string().contains("no [[models]]"));
-        std::fs::write(&p, "name = \"x\"\nbogus = 1\n[[models]]\nmodel = \"m\"\ndataset = \"d\"\n").unwrap();
+        assert!(Experiment::load(&p)
+            .unwrap_err()
+            .to_string()
+            .contains("no [[models]]"));
+        std::fs::write(
+            &p,
+            "name = \"x\"\nbogus = 1\n[[models]]\nmodel = \"m\"\ndataset = \"d\"\n",
+        )
+        .unwrap();
         let e = Experiment::load(&p).unwrap_err().to_string();
         assert!(e.contains("e.toml") && e.contains("bogus"), "{e}");
     }

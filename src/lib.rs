@@ -3,14 +3,14 @@
 //! Data path: assets → models → measure → engine → report (faces: the CLI and, later, the TUI).
 
 pub mod assets;
+pub mod cli;
+pub mod config;
 pub mod data;
+pub mod engine;
 pub mod fsutil;
 pub mod measure;
 pub mod models;
 pub mod onnx;
-pub mod runtime;
-pub mod cli;
-pub mod config;
-pub mod engine;
 pub mod report;
 pub mod results;
+pub mod runtime;

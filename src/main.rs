@@ -23,7 +23,10 @@ fn main() -> ExitCode {
 
 /// The error chain on one line, outermost context first.
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ")
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
 }
 
 /// Progress for humans on stderr: an updating line on a terminal, plain lines otherwise.
@@ -49,7 +52,12 @@ impl Progress {
                 }
                 let _ = writeln!(err, "{m}");
             }
-            Event::Progress { model, stage, done, total } => {
+            Event::Progress {
+                model,
+                stage,
+                done,
+                total,
+            } => {
                 let line = format!("{model}: {} {done}/{total}", stage.label());
                 if self.tty {
                     let _ = write!(err, "\r\x1b[2K{line}");
@@ -70,7 +78,11 @@ impl Progress {
     }
 }
 
-fn context(cli: &Cli, threads_from_config: Option<usize>, ort_library: Option<std::path::PathBuf>) -> Context {
+fn context(
+    cli: &Cli,
+    threads_from_config: Option<usize>,
+    ort_library: Option<std::path::PathBuf>,
+) -> Context {
     Context {
         cache: Cache::new(cli.cache_dir.clone(), cli.wheelhouse.clone()),
         ort_library,
@@ -87,10 +99,15 @@ fn run(cli: Cli) -> Result<()> {
     match &cli.command {
         Command::Fetch { names } => {
             let ctx = context(&cli, None, None);
-            let all: Vec<String> = quantbench::assets::ASSETS.iter().map(|a| a.name.to_string()).collect();
+            let all: Vec<String> = quantbench::assets::ASSETS
+                .iter()
+                .map(|a| a.name.to_string())
+                .collect();
             let names = if names.is_empty() { &all } else { names };
             for n in names {
-                let dir = ctx.cache.ensure(n, &mut |m| sink(Event::Note(m.to_string())))?;
+                let dir = ctx
+                    .cache
+                    .ensure(n, &mut |m| sink(Event::Note(m.to_string())))?;
                 println!("{n}\t{}", dir.display());
             }
         }
@@ -100,19 +117,32 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Transcribe { model, files } => {
             let ctx = context(&cli, None, None);
-            let (mut pipeline, _) = engine::open_whisper(model, &ctx, &mut sink)?;
+            // The model opens after the first file decodes, so a bad input fails fast.
+            let mut pipeline = None;
             for f in files {
                 let audio = quantbench::data::audio::load_16k(f)?;
-                let t = pipeline.transcribe(&audio.samples).with_context(|| f.display().to_string())?;
+                if pipeline.is_none() {
+                    pipeline = Some(engine::open_whisper(model, &ctx, &mut sink)?.0);
+                }
+                let p = pipeline.as_mut().expect("opened above");
+                let t = p
+                    .transcribe(&audio.samples)
+                    .with_context(|| f.display().to_string())?;
                 println!("{}\t{}", f.display(), t.text);
             }
         }
-        Command::Eval { model, manifest, limit, json } => {
+        Command::Eval {
+            model,
+            manifest,
+            limit,
+            json,
+        } => {
             let ctx = context(&cli, None, None);
             // Validate the manifest before any model work.
             quantbench::data::manifest::load_speech(manifest)?;
             let (mut pipeline, resolved) = engine::open_whisper(model, &ctx, &mut sink)?;
-            let result = engine::evaluate(&mut pipeline, &resolved.name, manifest, *limit, &mut sink)?;
+            let result =
+                engine::evaluate(&mut pipeline, &resolved.name, manifest, *limit, &mut sink)?;
             println!(
                 "{}: WER {:.2} %  CER {:.2} %  n {}  latency median {:.1} ms",
                 resolved.name,

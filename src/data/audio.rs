@@ -43,8 +43,11 @@ pub fn load(path: &Path) -> Result<Audio, AudioError> {
     let mut head = [0u8; 4];
     {
         use std::io::Read;
-        let mut f = std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
-        let n = f.read(&mut head).map_err(|e| err(path, format!("cannot read: {e}")))?;
+        let mut f =
+            std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
+        let n = f
+            .read(&mut head)
+            .map_err(|e| err(path, format!("cannot read: {e}")))?;
         if n < 4 {
             return Err(err(path, "not a WAV or FLAC file (too short)"));
         }
@@ -65,7 +68,12 @@ fn load_wav(path: &Path) -> Result<Audio, AudioError> {
     }
     let declared = r.len() as usize;
     let truncated = |declared: usize| {
-        err(path, format!("truncated WAV: the data chunk declares {declared} samples but the file ends early"))
+        err(
+            path,
+            format!(
+                "truncated WAV: the data chunk declares {declared} samples but the file ends early"
+            ),
+        )
     };
     let interleaved: Vec<f32> = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => r.samples::<f32>().collect::<Result<_, _>>(),
@@ -85,7 +93,8 @@ fn load_wav(path: &Path) -> Result<Audio, AudioError> {
     .map_err(|e| match e {
         // hound reports a short data chunk as UnexpectedEof or as an `Other` "Failed to read enough bytes".
         hound::Error::IoError(io)
-            if io.kind() == std::io::ErrorKind::UnexpectedEof || io.to_string().contains("enough bytes") =>
+            if io.kind() == std::io::ErrorKind::UnexpectedEof
+                || io.to_string().contains("enough bytes") =>
         {
             truncated(declared)
         }
@@ -94,7 +103,10 @@ fn load_wav(path: &Path) -> Result<Audio, AudioError> {
     if interleaved.len() != declared {
         return Err(err(
             path,
-            format!("truncated WAV: {} of {declared} declared samples present", interleaved.len()),
+            format!(
+                "truncated WAV: {} of {declared} declared samples present",
+                interleaved.len()
+            ),
         ));
     }
     Ok(Audio {
@@ -117,7 +129,12 @@ fn load_flac(path: &Path) -> Result<Audio, AudioError> {
     let mut hint = Hint::new();
     hint.with_extension("flac");
     let probed = symphonia::default::get_probe()
-        .format(&hint, mss, &FormatOptions::default(), &MetadataOptions::default())
+        .format(
+            &hint,
+            mss,
+            &FormatOptions::default(),
+            &MetadataOptions::default(),
+        )
         .map_err(|e| err(path, format!("invalid FLAC: {e}")))?;
     let mut format = probed.format;
     let track = format
@@ -129,7 +146,9 @@ fn load_flac(path: &Path) -> Result<Audio, AudioError> {
     if channels == 0 {
         return Err(err(path, "FLAC declares no channels"));
     }
-    let rate = params.sample_rate.ok_or_else(|| err(path, "FLAC declares no sample rate"))?;
+    let rate = params
+        .sample_rate
+        .ok_or_else(|| err(path, "FLAC declares no sample rate"))?;
     let declared = params.n_frames;
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions { verify: true })
@@ -199,7 +218,9 @@ fn resample(path: &Path, audio: Audio, to: u32) -> Result<Audio, AudioError> {
         pos += n;
     }
     if pos < input.len() {
-        let o = r.process_partial(Some(&[&input[pos..]]), None).map_err(rs_err)?;
+        let o = r
+            .process_partial(Some(&[&input[pos..]]), None)
+            .map_err(rs_err)?;
         out.extend_from_slice(&o[0]);
     }
     // Flush the resampler's delay line.
@@ -271,12 +292,24 @@ mod tests {
         let tone: Vec<f32> = (0..n)
             .map(|i| (2.0 * std::f32::consts::PI * 440.0 * i as f32 / rate as f32).sin())
             .collect();
-        let a = resample(Path::new("x"), Audio { samples: tone, rate: rate as u32 }, 16_000).unwrap();
+        let a = resample(
+            Path::new("x"),
+            Audio {
+                samples: tone,
+                rate: rate as u32,
+            },
+            16_000,
+        )
+        .unwrap();
         assert_eq!(a.samples.len(), 32_000);
         // Compare with the ideal 440 Hz tone at 16 kHz away from the edges.
         for i in (1000..31_000).step_by(997) {
             let ideal = (2.0 * std::f32::consts::PI * 440.0 * i as f32 / 16_000.0).sin();
-            assert!((a.samples[i] - ideal).abs() < 0.02, "sample {i}: {} vs {ideal}", a.samples[i]);
+            assert!(
+                (a.samples[i] - ideal).abs() < 0.02,
+                "sample {i}: {} vs {ideal}",
+                a.samples[i]
+            );
         }
     }
 
@@ -284,11 +317,17 @@ mod tests {
     fn bad_inputs_name_the_file_and_problem() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.wav");
-        assert!(load_16k(&missing).unwrap_err().to_string().contains("missing.wav: cannot open"));
+        assert!(load_16k(&missing)
+            .unwrap_err()
+            .to_string()
+            .contains("missing.wav: cannot open"));
 
         let text = dir.path().join("notes.wav");
         std::fs::write(&text, b"hello world, not audio").unwrap();
-        assert!(load_16k(&text).unwrap_err().to_string().contains("not a WAV or FLAC"));
+        assert!(load_16k(&text)
+            .unwrap_err()
+            .to_string()
+            .contains("not a WAV or FLAC"));
 
         let spec = hound::WavSpec {
             channels: 1,
@@ -306,7 +345,10 @@ mod tests {
 
         let empty = dir.path().join("empty.wav");
         write_wav(&empty, spec, 0);
-        assert!(load_16k(&empty).unwrap_err().to_string().contains("zero-length"));
+        assert!(load_16k(&empty)
+            .unwrap_err()
+            .to_string()
+            .contains("zero-length"));
 
         let odd = dir.path().join("odd.wav");
         let spec12 = hound::WavSpec {
@@ -315,7 +357,14 @@ mod tests {
             ..spec
         };
         // hound cannot write 64-bit float; patch a 32-bit float header's bits field instead.
-        write_wav(&odd, hound::WavSpec { bits_per_sample: 32, ..spec12 }, 100);
+        write_wav(
+            &odd,
+            hound::WavSpec {
+                bits_per_sample: 32,
+                ..spec12
+            },
+            100,
+        );
         let mut b = std::fs::read(&odd).unwrap();
         let fmt = b.windows(4).position(|w| w == b"fmt ").unwrap();
         b[fmt + 22] = 64;

@@ -25,7 +25,8 @@ pub fn load_speech(path: &Path) -> Result<Vec<SpeechItem>, ManifestError> {
         line,
         what,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(None, format!("cannot read manifest: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err(None, format!("cannot read manifest: {e}")))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let mut items = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -45,7 +46,10 @@ pub fn load_speech(path: &Path) -> Result<Vec<SpeechItem>, ManifestError> {
         let reference = field("text")?;
         let audio = base.join(&audio_rel);
         if !audio.is_file() {
-            return Err(err(n, format!("audio file {} does not exist", audio.display())));
+            return Err(err(
+                n,
+                format!("audio file {} does not exist", audio.display()),
+            ));
         }
         items.push(SpeechItem {
             audio_rel,
@@ -69,9 +73,18 @@ mod tests {
         std::fs::write(dir.path().join("a.wav"), b"x").unwrap();
         let m = dir.path().join("m.jsonl");
         let cases = [
-            ("{\"audio\": \"a.wav\", \"text\": \"hi\"}\nnot json\n", ":2: not a JSON object"),
-            ("{\"audio\": \"a.wav\"}\n", ":1: missing string field `text`"),
-            ("{\"audio\": \"gone.wav\", \"text\": \"hi\"}\n", "gone.wav does not exist"),
+            (
+                "{\"audio\": \"a.wav\", \"text\": \"hi\"}\nnot json\n",
+                ":2: not a JSON object",
+            ),
+            (
+                "{\"audio\": \"a.wav\"}\n",
+                ":1: missing string field `text`",
+            ),
+            (
+                "{\"audio\": \"gone.wav\", \"text\": \"hi\"}\n",
+                "gone.wav does not exist",
+            ),
             ("\n", "no items"),
         ];
         for (body, expect) in cases {

@@ -2,8 +2,19 @@ use crate::results::Environment;
 
 /// CPU flags worth knowing when comparing INT8 speed across machines.
 const INTERESTING_FLAGS: &[&str] = &[
-    "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni",
-    "amx_int8", "amx_bf16", "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx_vnni",
+    "amx_int8",
+    "amx_bf16",
+    "sse4_2",
 ];
 
 pub fn environment(threads: usize) -> Environment {
@@ -30,7 +41,9 @@ pub fn environment(threads: usize) -> Environment {
         ort_version: rt.map_or("not loaded".into(), |r| r.version.clone()),
         ort_library: rt.map_or(String::new(), |r| r.library.display().to_string()),
         quantbench_version: env!("CARGO_PKG_VERSION").into(),
-        git_commit: option_env!("QUANTBENCH_GIT_COMMIT").unwrap_or("unknown").into(),
+        git_commit: option_env!("QUANTBENCH_GIT_COMMIT")
+            .unwrap_or("unknown")
+            .into(),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
     }
 }

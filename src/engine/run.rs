@@ -13,7 +13,9 @@ use crate::measure::wer::{char_counts, word_counts, EditCounts};
 use crate::models::whisper::features::WINDOW_FRAMES;
 use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 use crate::models::{resolve, ResolvedModel};
-use crate::results::{EvalResult, ExperimentResult, ItemResult, LatencyResult, ModelResult, PartSize};
+use crate::results::{
+    EvalResult, ExperimentResult, ItemResult, LatencyResult, ModelResult, PartSize,
+};
 
 /// Where assets live, which ONNX Runtime to load, how many threads sessions use.
 #[derive(Debug, Clone)]
@@ -25,16 +27,21 @@ pub struct Context {
 
 impl Context {
     pub fn init_runtime(&self, sink: &mut dyn FnMut(Event)) -> Result<()> {
-        let lib = crate::runtime::locate_library(self.ort_library.as_deref(), &self.cache, &mut |m| {
-            sink(Event::Note(m.to_string()))
-        })?;
+        let lib =
+            crate::runtime::locate_library(self.ort_library.as_deref(), &self.cache, &mut |m| {
+                sink(Event::Note(m.to_string()))
+            })?;
         crate::runtime::init(&lib)?;
         Ok(())
     }
 }
 
 /// Resolves (fetching and converting on first use) and opens a Whisper model.
-pub fn open_whisper(spec: &str, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Result<(Pipeline, ResolvedModel)> {
+pub fn open_whisper(
+    spec: &str,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<(Pipeline, ResolvedModel)> {
     ctx.init_runtime(sink)?;
     let resolved = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
     sink(Event::Progress {
@@ -195,15 +202,29 @@ fn measure(
     let window = pipeline.features(&clips[0].samples).window(0);
     debug_assert_eq!(window.len() % WINDOW_FRAMES, 0);
     let mut scratch = Duration::ZERO;
-    let encoder_ms = series(cfg.warmup, cfg.runs, model, Stage::MeasureEncoder, sink, || {
-        pipeline.encode(&window, &mut scratch)?;
-        Ok(())
-    })?;
+    let encoder_ms = series(
+        cfg.warmup,
+        cfg.runs,
+        model,
+        Stage::MeasureEncoder,
+        sink,
+        || {
+            pipeline.encode(&window, &mut scratch)?;
+            Ok(())
+        },
+    )?;
     let (state, token) = pipeline.step_state(&window, cfg.decoder_cache_len)?;
-    let decoder_step_ms = series(cfg.warmup, cfg.runs, model, Stage::MeasureDecoderStep, sink, || {
-        pipeline.bench_step(&state, token, &mut scratch)?;
-        Ok(())
-    })?;
+    let decoder_step_ms = series(
+        cfg.warmup,
+        cfg.runs,
+        model,
+        Stage::MeasureDecoderStep,
+        sink,
+        || {
+            pipeline.bench_step(&state, token, &mut scratch)?;
+            Ok(())
+        },
+    )?;
     drop(state);
 
     // Warm the whole path once, then time every utterance in every pass.
@@ -250,7 +271,10 @@ pub fn dataset_sha256(manifest_path: &Path, items: &[manifest::SpeechItem]) -> R
     let mut lines = vec![crate::fsutil::sha256_file(manifest_path)
         .with_context(|| manifest_path.display().to_string())?];
     for it in items {
-        lines.push(crate::fsutil::sha256_file(&it.audio).with_context(|| it.audio.display().to_string())?);
+        lines.push(
+            crate::fsutil::sha256_file(&it.audio)
+                .with_context(|| it.audio.display().to_string())?,
+        );
     }
     Ok(crate::fsutil::sha256_bytes(lines.join("\n").as_bytes()))
 }
@@ -262,14 +286,21 @@ fn part_sizes(dir: &Path) -> Result<Vec<PartSize>> {
             let p = dir.join(f);
             Ok(PartSize {
                 part: f.trim_end_matches(".onnx").to_string(),
-                bytes: std::fs::metadata(&p).with_context(|| p.display().to_string())?.len(),
+                bytes: std::fs::metadata(&p)
+                    .with_context(|| p.display().to_string())?
+                    .len(),
                 sha256: crate::fsutil::sha256_file(&p).with_context(|| p.display().to_string())?,
             })
         })
         .collect()
 }
 
-pub fn run_experiment(exp: &Experiment, config_file: &Path, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Result<ExperimentResult> {
+pub fn run_experiment(
+    exp: &Experiment,
+    config_file: &Path,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<ExperimentResult> {
     let started = chrono::Utc::now();
     ctx.init_runtime(sink)?;
     let mut models = Vec::new();
@@ -277,7 +308,15 @@ pub fn run_experiment(exp: &Experiment, config_file: &Path, ctx: &Context, sink:
         let items = load_items(&entry.dataset, entry.limit)?;
         let clips = decode_all(&items)?;
         let (mut pipeline, resolved) = open_whisper(&entry.model, ctx, sink)?;
-        let (latency, first) = measure(&mut pipeline, &resolved.name, &items, &clips, &exp.measure, ctx.threads, sink)?;
+        let (latency, first) = measure(
+            &mut pipeline,
+            &resolved.name,
+            &items,
+            &clips,
+            &exp.measure,
+            ctx.threads,
+            sink,
+        )?;
         let result = ModelResult {
             model: resolved.name.clone(),
             variant: "fp32".into(),

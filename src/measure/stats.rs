@@ -25,7 +25,11 @@ impl Summary {
             mean: data.mean().unwrap_or(f64::NAN),
             min: data.min(),
             max: data.max(),
-            stddev: if samples_ms.len() > 1 { data.std_dev().unwrap_or(0.0) } else { 0.0 },
+            stddev: if samples_ms.len() > 1 {
+                data.std_dev().unwrap_or(0.0)
+            } else {
+                0.0
+            },
             runs: samples_ms.len(),
         })
     }
@@ -38,7 +42,10 @@ mod tests {
     #[test]
     fn summary_matches_hand_computed_values() {
         let s = Summary::of(&[4.0, 1.0, 3.0, 2.0]).unwrap();
-        assert_eq!((s.median, s.mean, s.min, s.max, s.runs), (2.5, 2.5, 1.0, 4.0, 4));
+        assert_eq!(
+            (s.median, s.mean, s.min, s.max, s.runs),
+            (2.5, 2.5, 1.0, 4.0, 4)
+        );
         // sample stddev of 1..4 = sqrt(5/3)
         assert!((s.stddev - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
         assert_eq!(Summary::of(&[7.0]).unwrap().stddev, 0.0);

@@ -88,7 +88,13 @@ pub fn word_counts(reference: &str, hypothesis: &str) -> EditCounts {
 
 /// Characters of the texts with runs of whitespace collapsed to one space (jiwer's cer default transform).
 pub fn char_counts(reference: &str, hypothesis: &str) -> EditCounts {
-    let norm = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ").chars().collect::<Vec<char>>();
+    let norm = |s: &str| {
+        s.split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .collect::<Vec<char>>()
+    };
     align(&norm(reference), &norm(hypothesis))
 }
 
@@ -100,7 +106,10 @@ mod tests {
     fn hand_worked_word_cases() {
         // one substitution out of 4 words
         let c = word_counts("the cat sat down", "the cat sit down");
-        assert_eq!((c.substitutions, c.deletions, c.insertions, c.hits), (1, 0, 0, 3));
+        assert_eq!(
+            (c.substitutions, c.deletions, c.insertions, c.hits),
+            (1, 0, 0, 3)
+        );
         assert_eq!(c.rate(), 0.25);
         // one deletion and one insertion
         let c = word_counts("a b c", "b c d");

@@ -34,7 +34,11 @@ pub struct ResolvedModel {
     pub source_sha256: String,
 }
 
-pub fn resolve(spec: &str, cache: &Cache, progress: &mut dyn FnMut(&str)) -> Result<ResolvedModel, ResolveError> {
+pub fn resolve(
+    spec: &str,
+    cache: &Cache,
+    progress: &mut dyn FnMut(&str),
+) -> Result<ResolvedModel, ResolveError> {
     if BUILTIN_WHISPER.contains(&spec) {
         let dir = cache.ensure(spec, progress)?;
         let ct2 = dir.join("ct2");
@@ -85,11 +89,22 @@ fn sha_of(path: &Path) -> Result<String, ResolveError> {
     })
 }
 
-fn convert_once(ct2: &Path, onnx: &Path, name: &str, progress: &mut dyn FnMut(&str)) -> Result<(), ResolveError> {
-    if whisper::model::PART_FILES.iter().all(|f| onnx.join(f).is_file()) {
+fn convert_once(
+    ct2: &Path,
+    onnx: &Path,
+    name: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), ResolveError> {
+    if whisper::model::PART_FILES
+        .iter()
+        .all(|f| onnx.join(f).is_file())
+    {
         return Ok(());
     }
-    progress(&format!("convert {name}: CTranslate2 → ONNX ({}) ...", onnx.display()));
+    progress(&format!(
+        "convert {name}: CTranslate2 → ONNX ({}) ...",
+        onnx.display()
+    ));
     whisper::export::convert(ct2, onnx)?;
     Ok(())
 }

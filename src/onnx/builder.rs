@@ -1,7 +1,7 @@
 use super::proto::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto, AttributeProto,
-    GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto, TensorShapeProto, TypeProto,
-    ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
+    TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// One dimension of a graph input/output: fixed or named (symbolic).
@@ -137,7 +137,13 @@ impl GraphBuilder {
     }
 
     /// Adds a node whose outputs are named by the caller (graph outputs, for instance).
-    pub fn op_into(&mut self, op_type: &str, inputs: &[&str], attrs: Vec<AttributeProto>, outputs: &[&str]) {
+    pub fn op_into(
+        &mut self,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+        outputs: &[&str],
+    ) {
         let name = self.fresh(&format!("node_{op_type}"));
         self.nodes.push(NodeProto {
             name: Some(name),

@@ -31,8 +31,14 @@ fn model_section(out: &mut String, m: &ModelResult) {
         m.dataset, a.n, m.dataset_sha256, m.source_sha256
     );
     let _ = writeln!(out, "### Accuracy\n");
-    let _ = writeln!(out, "| metric | value | edits (S/D/I) | reference units |\n|---|---|---|---|");
-    for (name, rate, c) in [("WER", a.wer, &a.word_counts), ("CER", a.cer, &a.char_counts)] {
+    let _ = writeln!(
+        out,
+        "| metric | value | edits (S/D/I) | reference units |\n|---|---|---|---|"
+    );
+    for (name, rate, c) in [
+        ("WER", a.wer, &a.word_counts),
+        ("CER", a.cer, &a.char_counts),
+    ] {
         let _ = writeln!(
             out,
             "| {name} | {} | {}/{}/{} | {} |",
@@ -44,7 +50,11 @@ fn model_section(out: &mut String, m: &ModelResult) {
         );
     }
     let _ = writeln!(out, "\nText normalised with Whisper's EnglishTextNormalizer; corpus rates (total edits / total reference units).\n");
-    let _ = writeln!(out, "### Latency (ms, {} threads, {} warm-up runs)\n", l.threads, l.warmup);
+    let _ = writeln!(
+        out,
+        "### Latency (ms, {} threads, {} warm-up runs)\n",
+        l.threads, l.warmup
+    );
     out.push_str("| measurement | median | mean | min | max | stddev | runs |\n|---|---|---|---|---|---|---|\n");
     out.push_str(&stats_row("encoder call (30 s window)", &l.encoder_ms));
     out.push_str(&stats_row(
@@ -60,9 +70,18 @@ fn model_section(out: &mut String, m: &ModelResult) {
         "\nTime outside ONNX Runtime calls (features, decoding loop, tokenizer): {} of end-to-end.\n",
         pct(l.outside_ort_share)
     );
-    let _ = writeln!(out, "### Model files\n\n| part | size | sha256 |\n|---|---|---|");
+    let _ = writeln!(
+        out,
+        "### Model files\n\n| part | size | sha256 |\n|---|---|---|"
+    );
     for p in &m.parts {
-        let _ = writeln!(out, "| {} | {} | `{}` |", p.part, mb(p.bytes), &p.sha256[..16]);
+        let _ = writeln!(
+            out,
+            "| {} | {} | `{}` |",
+            p.part,
+            mb(p.bytes),
+            &p.sha256[..16]
+        );
     }
     let mut worst: Vec<_> = a.items.iter().filter(|i| i.word_errors > 0).collect();
     worst.sort_by(|x, y| {
@@ -95,16 +114,33 @@ impl Exporter for Markdown {
     fn render(&self, r: &ExperimentResult) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# quantbench report: {}\n", r.name);
-        let _ = writeln!(out, "Run {} → {} from `{}`.\n", r.started_utc, r.finished_utc, r.config_file);
+        let _ = writeln!(
+            out,
+            "Run {} → {} from `{}`.\n",
+            r.started_utc, r.finished_utc, r.config_file
+        );
         let e = &r.environment;
         let _ = writeln!(out, "| environment | |\n|---|---|");
-        let flags = if e.cpu_flags.is_empty() { "none of note".to_string() } else { e.cpu_flags.join(", ") };
+        let flags = if e.cpu_flags.is_empty() {
+            "none of note".to_string()
+        } else {
+            e.cpu_flags.join(", ")
+        };
         for (k, v) in [
             ("CPU", e.cpu_model.clone()),
             ("CPU flags", flags),
-            ("cores / threads used", format!("{} / {}", e.cores, e.threads)),
-            ("ONNX Runtime", format!("{} ({})", e.ort_version, e.ort_library)),
-            ("quantbench", format!("{} (git {})", e.quantbench_version, e.git_commit)),
+            (
+                "cores / threads used",
+                format!("{} / {}", e.cores, e.threads),
+            ),
+            (
+                "ONNX Runtime",
+                format!("{} ({})", e.ort_version, e.ort_library),
+            ),
+            (
+                "quantbench",
+                format!("{} (git {})", e.quantbench_version, e.git_commit),
+            ),
             ("OS", e.os.clone()),
         ] {
             let _ = writeln!(out, "| {k} | {v} |");

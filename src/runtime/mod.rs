@@ -43,7 +43,7 @@ pub fn locate_library(
         return Ok(p.to_path_buf());
     }
     let dir = cache.ensure("onnxruntime", progress)?;
-    Ok(dir.join(crate::assets::catalog_ort_file()))
+    Ok(dir.join(crate::assets::ORT_LIBRARY_FILE))
 }
 
 /// Loads the library once per process; later calls return the same runtime.
@@ -54,7 +54,8 @@ pub fn init(library: &Path) -> Result<&'static RuntimeInfo, RuntimeError> {
     if !library.is_file() {
         return Err(RuntimeError::Library {
             path: library.to_path_buf(),
-            what: "file not found (set ORT_DYLIB_PATH, or run `quantbench fetch onnxruntime`)".into(),
+            what: "file not found (set ORT_DYLIB_PATH, or run `quantbench fetch onnxruntime`)"
+                .into(),
         });
     }
     let lib_err = |what: String| RuntimeError::Library {
@@ -63,7 +64,9 @@ pub fn init(library: &Path) -> Result<&'static RuntimeInfo, RuntimeError> {
     };
     let version = library_version(library).map_err(lib_err)?;
     if !version.starts_with("1.31.") {
-        return Err(lib_err(format!("is ONNX Runtime {version}; quantbench needs 1.31.x")));
+        return Err(lib_err(format!(
+            "is ONNX Runtime {version}; quantbench needs 1.31.x"
+        )));
     }
     let builder = ort::init_from(library).map_err(|e| lib_err(e.to_string()))?;
     let env = builder
@@ -91,10 +94,12 @@ fn library_version(library: &Path) -> Result<String, String> {
         get_version_string: unsafe extern "C" fn() -> *const std::ffi::c_char,
     }
     // SAFETY: loading a shared library runs its initialisers; this is the library ORT itself will load next.
-    let lib = unsafe { libloading::Library::new(library) }.map_err(|e| format!("cannot load: {e}"))?;
+    let lib =
+        unsafe { libloading::Library::new(library) }.map_err(|e| format!("cannot load: {e}"))?;
     // SAFETY: the symbol's signature is ONNX Runtime's stable C entry point `const OrtApiBase* OrtGetApiBase(void)`.
     let get_base: libloading::Symbol<unsafe extern "C" fn() -> *const OrtApiBase> =
-        unsafe { lib.get(b"OrtGetApiBase\0") }.map_err(|_| "not an ONNX Runtime library (no OrtGetApiBase)".to_string())?;
+        unsafe { lib.get(b"OrtGetApiBase\0") }
+            .map_err(|_| "not an ONNX Runtime library (no OrtGetApiBase)".to_string())?;
     // SAFETY: OrtGetApiBase returns a pointer to a static struct; GetVersionString a static NUL-terminated string.
     let version = unsafe {
         let base = get_base();
@@ -114,7 +119,9 @@ fn library_version(library: &Path) -> Result<String, String> {
 
 /// Threads per session: the configured count, else every core.
 pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 pub fn session(path: &Path, intra_threads: usize) -> Result<Session, RuntimeError> {

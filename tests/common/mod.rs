@@ -33,6 +33,7 @@ pub fn pipeline(name: &'static str) -> &'static Mutex<Pipeline> {
 }
 
 pub fn reference() -> serde_json::Value {
-    let text = std::fs::read_to_string(repo().join("tests/fixtures/whisper_reference.json")).unwrap();
+    let text =
+        std::fs::read_to_string(repo().join("tests/fixtures/whisper_reference.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }

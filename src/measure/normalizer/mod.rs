@@ -189,7 +189,10 @@ mod tests {
             ("Hello, World!", "hello world"),
             ("I won't go; they can't.", "i will not go they can not"),
             ("Mr. Smith and Dr Jones", "mister smith and doctor jones"),
-            ("Um, the [inaudible] colour (sic) is grey", "the color is gray"),
+            (
+                "Um, the [inaudible] colour (sic) is grey",
+                "the color is gray",
+            ),
             ("twenty five dollars", "$25"),
             ("It costs $20 million.", "it costs $20000000"),
             ("one hundred and twenty three", "123"),

@@ -35,7 +35,10 @@ fn fraction(s: &str) -> Option<(i128, i128)> {
         Some((a, b)) => (a, b),
         None => (s, ""),
     };
-    if int.is_empty() || !int.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if int.is_empty()
+        || !int.bytes().all(|b| b.is_ascii_digit())
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let den = 10i128.checked_pow(frac.len() as u32)?;
@@ -69,8 +72,25 @@ struct Tables {
 }
 
 const ONES: [&str; 19] = [
-    "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen",
-    "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
 ];
 const TENS: [(&str, i128); 8] = [
     ("twenty", 20),
@@ -100,10 +120,23 @@ const MULTIPLIERS: [(&str, u32); 12] = [
 fn tables() -> &'static Tables {
     static T: OnceLock<Tables> = OnceLock::new();
     T.get_or_init(|| {
-        let ones: HashMap<String, i128> = ONES.iter().enumerate().map(|(i, n)| (n.to_string(), i as i128 + 1)).collect();
+        let ones: HashMap<String, i128> = ONES
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.to_string(), i as i128 + 1))
+            .collect();
         let mut ones_suffixed: HashMap<String, (i128, &'static str)> = ones
             .iter()
-            .map(|(n, &v)| (if n == "six" { "sixes".into() } else { format!("{n}s") }, (v, "s")))
+            .map(|(n, &v)| {
+                (
+                    if n == "six" {
+                        "sixes".into()
+                    } else {
+                        format!("{n}s")
+                    },
+                    (v, "s"),
+                )
+            })
             .collect();
         for (n, v, s) in [
             ("zeroth", 0, "th"),
@@ -127,15 +160,23 @@ fn tables() -> &'static Tables {
             tens_suffixed.insert(n.replace('y', "ies"), (v, "s"));
             tens_suffixed.insert(n.replace('y', "ieth"), (v, "th"));
         }
-        let multipliers: HashMap<String, i128> =
-            MULTIPLIERS.iter().map(|(n, e)| (n.to_string(), 10i128.pow(*e))).collect();
+        let multipliers: HashMap<String, i128> = MULTIPLIERS
+            .iter()
+            .map(|(n, e)| (n.to_string(), 10i128.pow(*e)))
+            .collect();
         let mut multipliers_suffixed = HashMap::new();
         for (n, e) in MULTIPLIERS {
             multipliers_suffixed.insert(format!("{n}s"), (10i128.pow(e), "s"));
             multipliers_suffixed.insert(format!("{n}th"), (10i128.pow(e), "th"));
         }
-        let preceding_prefixers: HashMap<_, _> =
-            [("minus", "-"), ("negative", "-"), ("plus", "+"), ("positive", "+")].into_iter().collect();
+        let preceding_prefixers: HashMap<_, _> = [
+            ("minus", "-"),
+            ("negative", "-"),
+            ("plus", "+"),
+            ("positive", "+"),
+        ]
+        .into_iter()
+        .collect();
         let following_prefixers: HashMap<_, _> = [
             ("pound", "£"),
             ("pounds", "£"),
@@ -209,7 +250,8 @@ fn process_words(words: &[&str]) -> Vec<String> {
         out: Vec::new(),
     };
     let mut skip = false;
-    let in_decimals = |w: &str| t.ones.contains_key(w) || t.tens.contains_key(w) || t.zeros.contains(&w);
+    let in_decimals =
+        |w: &str| t.ones.contains_key(w) || t.tens.contains_key(w) || t.zeros.contains(&w);
     for i in 0..words.len() {
         if skip {
             skip = false;
@@ -223,7 +265,11 @@ fn process_words(words: &[&str]) -> Vec<String> {
         let prev_in = |m: &HashMap<String, i128>| prev.is_some_and(|p| m.contains_key(p));
         let first = current.chars().next().unwrap_or(' ');
         let has_prefix = t.prefixes.contains(&first);
-        let without_prefix = if has_prefix { &current[first.len_utf8()..] } else { current };
+        let without_prefix = if has_prefix {
+            &current[first.len_utf8()..]
+        } else {
+            current
+        };
 
         if is_numeric(without_prefix) {
             let (num, den) = match fraction(without_prefix) {
@@ -341,7 +387,8 @@ fn process_words(words: &[&str]) -> Vec<String> {
             match st.value.clone() {
                 None => st.value = Some(Val::Int(mult)),
                 Some(v) if matches!(v, Val::Str(_) | Val::Int(0)) => {
-                    match fraction(&v.text()).and_then(|(n, d)| n.checked_mul(mult).map(|p| (p, d))) {
+                    match fraction(&v.text()).and_then(|(n, d)| n.checked_mul(mult).map(|p| (p, d)))
+                    {
                         Some((p, d)) if p % d == 0 => st.value = Some(Val::Int(p / d)),
                         _ => {
                             st.output(v.text());
@@ -352,20 +399,24 @@ fn process_words(words: &[&str]) -> Vec<String> {
                 Some(Val::Int(v)) => {
                     let before = v.div_euclid(1000) * 1000;
                     let residual = v.rem_euclid(1000);
-                    st.value = Some(Val::Int(before.saturating_add(residual.saturating_mul(mult))));
+                    st.value = Some(Val::Int(
+                        before.saturating_add(residual.saturating_mul(mult)),
+                    ));
                 }
                 Some(Val::Str(_)) => unreachable!("handled above"),
             }
         } else if let Some(&(mult, suffix)) = t.multipliers_suffixed.get(current) {
             match st.value.clone() {
                 None => st.output(format!("{mult}{suffix}")),
-                Some(Val::Str(s)) => match fraction(&s).and_then(|(n, d)| n.checked_mul(mult).map(|p| (p, d))) {
-                    Some((p, d)) if p % d == 0 => st.output(format!("{}{suffix}", p / d)),
-                    _ => {
-                        st.output(s);
-                        st.output(format!("{mult}{suffix}"));
+                Some(Val::Str(s)) => {
+                    match fraction(&s).and_then(|(n, d)| n.checked_mul(mult).map(|p| (p, d))) {
+                        Some((p, d)) if p % d == 0 => st.output(format!("{}{suffix}", p / d)),
+                        _ => {
+                            st.output(s);
+                            st.output(format!("{mult}{suffix}"));
+                        }
                     }
-                },
+                }
                 Some(Val::Int(v)) => {
                     let before = v.div_euclid(1000) * 1000;
                     let residual = v.rem_euclid(1000);
@@ -419,7 +470,9 @@ fn process_words(words: &[&str]) -> Vec<String> {
                 if t.ones.contains_key(n) || t.zeros.contains(&n) {
                     let repeats = if current == "double" { 2 } else { 3 };
                     let ones = t.ones.get(n).copied().unwrap_or(0);
-                    st.value = Some(Val::Str(Val::or_empty(&st.value) + &ones.to_string().repeat(repeats)));
+                    st.value = Some(Val::Str(
+                        Val::or_empty(&st.value) + &ones.to_string().repeat(repeats),
+                    ));
                     skip = true;
                 } else {
                     st.flush();
@@ -472,7 +525,8 @@ fn preprocess(s: &str) -> String {
         results.push(segment);
         if i != segments.len() - 1 {
             let last = segment.split_whitespace().last().unwrap_or("");
-            let decimal = t.ones.contains_key(last) || t.tens.contains_key(last) || t.zeros.contains(&last);
+            let decimal =
+                t.ones.contains_key(last) || t.tens.contains_key(last) || t.zeros.contains(&last);
             if decimal || t.multipliers.contains_key(last) {
                 results.push("point five");
             } else {
@@ -488,14 +542,18 @@ fn preprocess(s: &str) -> String {
 
 fn postprocess(s: &str) -> String {
     let p = patterns();
-    let s = p.cents.replace_all(s, |c: &Captures| match c[3].parse::<u32>() {
-        Ok(cents) => format!("{}{}.{cents:02}", &c[1], &c[2]),
-        Err(_) => c[0].to_string(),
-    });
-    let s = p.only_cents.replace_all(&s, |c: &Captures| match c[1].parse::<u32>() {
-        Ok(cents) => format!("¢{cents}"),
-        Err(_) => c[0].to_string(),
-    });
+    let s = p
+        .cents
+        .replace_all(s, |c: &Captures| match c[3].parse::<u32>() {
+            Ok(cents) => format!("{}{}.{cents:02}", &c[1], &c[2]),
+            Err(_) => c[0].to_string(),
+        });
+    let s = p
+        .only_cents
+        .replace_all(&s, |c: &Captures| match c[1].parse::<u32>() {
+            Ok(cents) => format!("¢{cents}"),
+            Err(_) => c[0].to_string(),
+        });
     p.ones.replace_all(&s, "one${1}").into_owned()
 }
 

@@ -68,7 +68,14 @@ impl Heads {
 }
 
 /// Scaled dot-product attention of q [B,T,D] over per-head k, v [B,H,S,hd]; optional additive mask [T,S].
-pub fn attention(g: &mut GraphBuilder, heads: &Heads, q: &str, k: &str, v: &str, mask: Option<&str>) -> String {
+pub fn attention(
+    g: &mut GraphBuilder,
+    heads: &Heads,
+    q: &str,
+    k: &str,
+    v: &str,
+    mask: Option<&str>,
+) -> String {
     let scale = g.f32_scalar(1.0 / (heads.dim as f32).sqrt());
     let qs = g.op("Mul", &[q, &scale], vec![]);
     let qh = heads.split(g, &qs);

@@ -198,8 +198,9 @@ impl Ct2Model {
                 shape.push(c.u32("dimension")? as usize);
             }
             let dtype_id = c.u8("dtype")?;
-            let dtype = DType::from_id(dtype_id)
-                .ok_or_else(|| c.corrupt(format!("variable `{name}` has unknown dtype id {dtype_id}")))?;
+            let dtype = DType::from_id(dtype_id).ok_or_else(|| {
+                c.corrupt(format!("variable `{name}` has unknown dtype id {dtype_id}"))
+            })?;
             let num_bytes = c.u32("byte count")? as usize;
             let expected = shape
                 .iter()
@@ -233,10 +234,12 @@ impl Ct2Model {
 
     pub fn get(&self, name: &str) -> Result<&Variable, Ct2Error> {
         let resolved = self.aliases.get(name).map(String::as_str).unwrap_or(name);
-        self.variables.get(resolved).ok_or_else(|| Ct2Error::Missing {
-            path: self.path.clone(),
-            name: name.to_string(),
-        })
+        self.variables
+            .get(resolved)
+            .ok_or_else(|| Ct2Error::Missing {
+                path: self.path.clone(),
+                name: name.to_string(),
+            })
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -244,10 +247,17 @@ impl Ct2Model {
     }
 
     /// Tensor as f32 with its shape checked against `expected` (use 0 for "any").
-    pub fn tensor(&self, name: &str, expected: &[usize]) -> Result<(Vec<usize>, Vec<f32>), Ct2Error> {
+    pub fn tensor(
+        &self,
+        name: &str,
+        expected: &[usize],
+    ) -> Result<(Vec<usize>, Vec<f32>), Ct2Error> {
         let v = self.get(name)?;
         let ok = v.shape.len() == expected.len()
-            && v.shape.iter().zip(expected).all(|(&a, &e)| e == 0 || a == e);
+            && v.shape
+                .iter()
+                .zip(expected)
+                .all(|(&a, &e)| e == 0 || a == e);
         if !ok {
             return Err(Ct2Error::Shape {
                 path: self.path.clone(),
@@ -318,7 +328,10 @@ mod tests {
         assert_eq!(data, vec![1.5, -2.0]);
         assert_eq!(m.scalar("a/num_heads").unwrap(), 6);
         assert!(matches!(m.get("nope"), Err(Ct2Error::Missing { .. })));
-        assert!(matches!(m.tensor("a/weight", &[3, 1]), Err(Ct2Error::Shape { .. })));
+        assert!(matches!(
+            m.tensor("a/weight", &[3, 1]),
+            Err(Ct2Error::Shape { .. })
+        ));
     }
 
     #[test]
@@ -337,7 +350,9 @@ mod tests {
         let header = 4 + 2 + 12 + 4 + 4;
         let at = header + 2 + 9 + 1 + 8 + 1;
         b[at..at + 4].copy_from_slice(&4_000_000_000u32.to_le_bytes());
-        let err = Ct2Model::parse(Path::new("m.bin"), &b).unwrap_err().to_string();
+        let err = Ct2Model::parse(Path::new("m.bin"), &b)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("declares 4000000000 bytes"), "{err}");
     }
 }

@@ -32,7 +32,9 @@ pub struct DecodeOptions {
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { max_new_tokens: 224 }
+        DecodeOptions {
+            max_new_tokens: 224,
+        }
     }
 }
 
@@ -69,10 +71,18 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(model: WhisperModel, options: DecodeOptions) -> Self {
-        let vocab = model.config.vocab_size.max(model.tokenizer.get_vocab_size(true));
+        let vocab = model
+            .config
+            .vocab_size
+            .max(model.tokenizer.get_vocab_size(true));
         let mut suppress = vec![false; vocab];
         let t = &model.tokens;
-        for &id in model.config.suppress_tokens.iter().chain(&t.always_suppressed) {
+        for &id in model
+            .config
+            .suppress_tokens
+            .iter()
+            .chain(&t.always_suppressed)
+        {
             if let Some(s) = suppress.get_mut(id as usize) {
                 *s = true;
             }
@@ -89,7 +99,9 @@ impl Pipeline {
         }
         let n = model.n_layers;
         let names = |f: &dyn Fn(usize, &str) -> String| -> Vec<String> {
-            (0..n).flat_map(|l| ["key", "value"].map(|kv| f(l, kv))).collect()
+            (0..n)
+                .flat_map(|l| ["key", "value"].map(|kv| f(l, kv)))
+                .collect()
         };
         Pipeline {
             mel: MelExtractor::new(model.config.n_mels),
@@ -153,10 +165,17 @@ impl Pipeline {
     }
 
     /// One encoder call on a [n_mels, 3000] window.
-    pub fn encode(&mut self, window: &[f32], in_ort: &mut Duration) -> Result<DynValue, DecodeError> {
+    pub fn encode(
+        &mut self,
+        window: &[f32],
+        in_ort: &mut Duration,
+    ) -> Result<DynValue, DecodeError> {
         let n_mels = self.mel.n_mels();
-        let input = Tensor::from_array((vec![1i64, n_mels as i64, WINDOW_FRAMES as i64], window.to_vec()))
-            .map_err(ort_err("encoder"))?;
+        let input = Tensor::from_array((
+            vec![1i64, n_mels as i64, WINDOW_FRAMES as i64],
+            window.to_vec(),
+        ))
+        .map_err(ort_err("encoder"))?;
         let t = Instant::now();
         let mut out = self
             .model
@@ -177,7 +196,8 @@ impl Pipeline {
         prompt: &[i64],
         in_ort: &mut Duration,
     ) -> Result<(Vec<f32>, StepState), DecodeError> {
-        let ids = Tensor::from_array((vec![1i64, prompt.len() as i64], prompt.to_vec())).map_err(ort_err("decoder"))?;
+        let ids = Tensor::from_array((vec![1i64, prompt.len() as i64], prompt.to_vec()))
+            .map_err(ort_err("decoder"))?;
         let t = Instant::now();
         let mut out = self
             .model
@@ -186,7 +206,9 @@ impl Pipeline {
             .map_err(ort_err("decoder"))?;
         *in_ort += t.elapsed();
         let logits = last_logits(&out, "decoder")?;
-        let take = |out: &mut ort::session::SessionOutputs, names: &[String]| -> Result<Vec<DynValue>, DecodeError> {
+        let take = |out: &mut ort::session::SessionOutputs,
+                    names: &[String]|
+         -> Result<Vec<DynValue>, DecodeError> {
             names
                 .iter()
                 .map(|n| {
@@ -210,16 +232,31 @@ impl Pipeline {
     }
 
     /// One decoder-with-past step for `token`; the state's self-attention cache grows by one.
-    fn next_step(&mut self, state: &mut StepState, token: i64, in_ort: &mut Duration) -> Result<Vec<f32>, DecodeError> {
+    fn next_step(
+        &mut self,
+        state: &mut StepState,
+        token: i64,
+        in_ort: &mut Duration,
+    ) -> Result<Vec<f32>, DecodeError> {
         let self_kv = std::mem::take(&mut state.self_kv);
-        let (logits, present) = self.step_with(state, self_kv.into_iter().map(SessionInputValue::from).collect(), token, in_ort)?;
+        let (logits, present) = self.step_with(
+            state,
+            self_kv.into_iter().map(SessionInputValue::from).collect(),
+            token,
+            in_ort,
+        )?;
         state.self_kv = present;
         state.cache_len += 1;
         Ok(logits)
     }
 
     /// One decoder-with-past step that leaves `state` as it was (for latency measurement).
-    pub fn bench_step(&mut self, state: &StepState, token: i64, in_ort: &mut Duration) -> Result<(), DecodeError> {
+    pub fn bench_step(
+        &mut self,
+        state: &StepState,
+        token: i64,
+        in_ort: &mut Duration,
+    ) -> Result<(), DecodeError> {
         let refs = state.self_kv.iter().map(SessionInputValue::from).collect();
         self.step_with(state, refs, token, in_ort).map(|_| ())
     }
@@ -231,8 +268,10 @@ impl Pipeline {
         token: i64,
         in_ort: &mut Duration,
     ) -> Result<(Vec<f32>, Vec<DynValue>), DecodeError> {
-        let ids = Tensor::from_array((vec![1i64, 1], vec![token])).map_err(ort_err("decoder_with_past"))?;
-        let mut inputs: Vec<(Cow<str>, SessionInputValue)> = Vec::with_capacity(1 + 4 * self.model.n_layers);
+        let ids = Tensor::from_array((vec![1i64, 1], vec![token]))
+            .map_err(ort_err("decoder_with_past"))?;
+        let mut inputs: Vec<(Cow<str>, SessionInputValue)> =
+            Vec::with_capacity(1 + 4 * self.model.n_layers);
         inputs.push((Cow::Borrowed("input_ids"), ids.into()));
         for (name, v) in self.past_self_names.iter().zip(self_kv) {
             inputs.push((Cow::Borrowed(name.as_str()), v));
@@ -262,12 +301,18 @@ impl Pipeline {
     }
 
     /// Greedy decoding of one window. Returns the generated ids and whether the repetition guard fired.
-    fn greedy(&mut self, enc: &DynValue, in_ort: &mut Duration) -> Result<(Vec<i64>, bool), DecodeError> {
+    fn greedy(
+        &mut self,
+        enc: &DynValue,
+        in_ort: &mut Duration,
+    ) -> Result<(Vec<i64>, bool), DecodeError> {
         let prompt = self.model.tokens.prompt();
-        let max_new = self
-            .options
-            .max_new_tokens
-            .min(self.model.config.max_target_positions.saturating_sub(prompt.len()));
+        let max_new = self.options.max_new_tokens.min(
+            self.model
+                .config
+                .max_target_positions
+                .saturating_sub(prompt.len()),
+        );
         let (logits, mut state) = self.first_step(enc, &prompt, in_ort)?;
         let mut next = argmax_allowed(&logits, &self.suppress_begin);
         let mut out = Vec::new();
@@ -287,7 +332,11 @@ impl Pipeline {
     }
 
     /// Caches as they stand after decoding `cache_len` tokens of real audio (for the decoder-step benchmark).
-    pub fn step_state(&mut self, window: &[f32], cache_len: usize) -> Result<(StepState, i64), DecodeError> {
+    pub fn step_state(
+        &mut self,
+        window: &[f32],
+        cache_len: usize,
+    ) -> Result<(StepState, i64), DecodeError> {
         let mut t = Duration::ZERO;
         let enc = self.encode(window, &mut t)?;
         let prompt = self.model.tokens.prompt();
@@ -302,7 +351,10 @@ impl Pipeline {
     }
 }
 
-fn last_logits(out: &ort::session::SessionOutputs, part: &'static str) -> Result<Vec<f32>, DecodeError> {
+fn last_logits(
+    out: &ort::session::SessionOutputs,
+    part: &'static str,
+) -> Result<Vec<f32>, DecodeError> {
     let missing = || DecodeError::Output {
         part,
         name: "logits".into(),

@@ -101,17 +101,27 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<(), ExportError> {
         .tempdir_in(parent)
         .map_err(|e| folder_err(parent, e))?;
 
-    write_model(&encoder_graph(&model, &d)?, &tmp.path().join("encoder_model.onnx"))?;
-    write_model(&decoder_graph(&model, &d, false)?, &tmp.path().join("decoder_model.onnx"))?;
+    write_model(
+        &encoder_graph(&model, &d)?,
+        &tmp.path().join("encoder_model.onnx"),
+    )?;
+    write_model(
+        &decoder_graph(&model, &d, false)?,
+        &tmp.path().join("decoder_model.onnx"),
+    )?;
     write_model(
         &decoder_graph(&model, &d, true)?,
         &tmp.path().join("decoder_with_past_model.onnx"),
     )?;
-    std::fs::copy(&tokenizer, tmp.path().join("tokenizer.json")).map_err(|e| folder_err(&tokenizer, e))?;
+    std::fs::copy(&tokenizer, tmp.path().join("tokenizer.json"))
+        .map_err(|e| folder_err(&tokenizer, e))?;
     let config = hf_config(&d, &ct2_config);
     let config_path = tmp.path().join("config.json");
-    crate::fsutil::write_atomic(&config_path, serde_json::to_string_pretty(&config).unwrap().as_bytes())
-        .map_err(|e| folder_err(&config_path, e))?;
+    crate::fsutil::write_atomic(
+        &config_path,
+        serde_json::to_string_pretty(&config).unwrap().as_bytes(),
+    )
+    .map_err(|e| folder_err(&config_path, e))?;
 
     if out.exists() {
         std::fs::remove_dir_all(out).map_err(|e| folder_err(out, e))?;
@@ -227,7 +237,13 @@ fn ct2_linear(
     Ok(linear(g, x, &wname, bname.as_deref()))
 }
 
-fn ct2_layer_norm(g: &mut GraphBuilder, w: &Weights, x: &str, base: &str, hf_name: &str) -> Result<String, Ct2Error> {
+fn ct2_layer_norm(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    base: &str,
+    hf_name: &str,
+) -> Result<String, Ct2Error> {
     let gamma = w.vec(&format!("{base}/gamma"), w.d)?;
     let beta = w.vec(&format!("{base}/beta"), w.d)?;
     let gname = g.f32_init(&format!("{hf_name}.weight"), &[w.d], &gamma);
@@ -235,12 +251,40 @@ fn ct2_layer_norm(g: &mut GraphBuilder, w: &Weights, x: &str, base: &str, hf_nam
     Ok(layer_norm(g, x, &gname, &bname))
 }
 
-fn ffn(g: &mut GraphBuilder, w: &Weights, x: &str, ct2: &str, hf: &str) -> Result<String, Ct2Error> {
-    let h = ct2_layer_norm(g, w, x, &format!("{ct2}/ffn/layer_norm"), &format!("{hf}.final_layer_norm"))?;
+fn ffn(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    ct2: &str,
+    hf: &str,
+) -> Result<String, Ct2Error> {
+    let h = ct2_layer_norm(
+        g,
+        w,
+        x,
+        &format!("{ct2}/ffn/layer_norm"),
+        &format!("{hf}.final_layer_norm"),
+    )?;
     let f = w.m.get(&format!("{ct2}/ffn/linear_0/weight"))?.shape[0];
-    let h = ct2_linear(g, w, &h, &format!("{ct2}/ffn/linear_0"), (0, f), true, &format!("{hf}.fc1"))?;
+    let h = ct2_linear(
+        g,
+        w,
+        &h,
+        &format!("{ct2}/ffn/linear_0"),
+        (0, f),
+        true,
+        &format!("{hf}.fc1"),
+    )?;
     let h = gelu(g, &h);
-    let h = ct2_linear(g, w, &h, &format!("{ct2}/ffn/linear_1"), (0, w.d), true, &format!("{hf}.fc2"))?;
+    let h = ct2_linear(
+        g,
+        w,
+        &h,
+        &format!("{ct2}/ffn/linear_1"),
+        (0, w.d),
+        true,
+        &format!("{hf}.fc2"),
+    )?;
     Ok(g.op("Add", &[x, &h], vec![]))
 }
 
@@ -251,7 +295,11 @@ fn encoder_graph(m: &Ct2Model, d: &Dims) -> Result<crate::onnx::proto::ModelProt
     let x = g.input(
         "input_features",
         DataType::Float,
-        &[Dim::Named("batch_size"), Dim::Fixed(d.n_mels as i64), Dim::Fixed(2 * d.n_audio_ctx as i64)],
+        &[
+            Dim::Named("batch_size"),
+            Dim::Fixed(d.n_mels as i64),
+            Dim::Fixed(2 * d.n_audio_ctx as i64),
+        ],
     );
     let mut h = x;
     for (i, stride) in [(1, 1), (2, 2)] {
@@ -262,28 +310,77 @@ fn encoder_graph(m: &Ct2Model, d: &Dims) -> Result<crate::onnx::proto::ModelProt
         let c = g.op(
             "Conv",
             &[&h, &wn, &bn],
-            vec![ints("pads", &[1, 1]), ints("strides", &[stride]), ints("kernel_shape", &[3])],
+            vec![
+                ints("pads", &[1, 1]),
+                ints("strides", &[stride]),
+                ints("kernel_shape", &[3]),
+            ],
         );
         h = gelu(&mut g, &c);
     }
     let h = g.op("Transpose", &[&h], vec![ints("perm", &[0, 2, 1])]);
-    let (_, pos) = m.tensor("encoder/position_encodings/encodings", &[d.n_audio_ctx, d.d_model])?;
-    let pn = g.f32_init("model.encoder.embed_positions.weight", &[d.n_audio_ctx, d.d_model], &pos);
+    let (_, pos) = m.tensor(
+        "encoder/position_encodings/encodings",
+        &[d.n_audio_ctx, d.d_model],
+    )?;
+    let pn = g.f32_init(
+        "model.encoder.embed_positions.weight",
+        &[d.n_audio_ctx, d.d_model],
+        &pos,
+    );
     let mut x = g.op("Add", &[&h, &pn], vec![]);
     let heads = Heads::new(d.enc_heads, d.d_model);
     for l in 0..d.enc_layers {
         let ct2 = format!("encoder/layer_{l}");
         let hf = format!("model.encoder.layers.{l}");
         let a = format!("{ct2}/self_attention");
-        let h = ct2_layer_norm(&mut g, &w, &x, &format!("{a}/layer_norm"), &format!("{hf}.self_attn_layer_norm"))?;
+        let h = ct2_layer_norm(
+            &mut g,
+            &w,
+            &x,
+            &format!("{a}/layer_norm"),
+            &format!("{hf}.self_attn_layer_norm"),
+        )?;
         let dm = d.d_model;
-        let q = ct2_linear(&mut g, &w, &h, &format!("{a}/linear_0"), (0, dm), true, &format!("{hf}.self_attn.q_proj"))?;
-        let k = ct2_linear(&mut g, &w, &h, &format!("{a}/linear_0"), (dm, 2 * dm), false, &format!("{hf}.self_attn.k_proj"))?;
-        let v = ct2_linear(&mut g, &w, &h, &format!("{a}/linear_0"), (2 * dm, 3 * dm), true, &format!("{hf}.self_attn.v_proj"))?;
+        let q = ct2_linear(
+            &mut g,
+            &w,
+            &h,
+            &format!("{a}/linear_0"),
+            (0, dm),
+            true,
+            &format!("{hf}.self_attn.q_proj"),
+        )?;
+        let k = ct2_linear(
+            &mut g,
+            &w,
+            &h,
+            &format!("{a}/linear_0"),
+            (dm, 2 * dm),
+            false,
+            &format!("{hf}.self_attn.k_proj"),
+        )?;
+        let v = ct2_linear(
+            &mut g,
+            &w,
+            &h,
+            &format!("{a}/linear_0"),
+            (2 * dm, 3 * dm),
+            true,
+            &format!("{hf}.self_attn.v_proj"),
+        )?;
         let kh = heads.split(&mut g, &k);
         let vh = heads.split(&mut g, &v);
         let o = attention(&mut g, &heads, &q, &kh, &vh, None);
-        let o = ct2_linear(&mut g, &w, &o, &format!("{a}/linear_1"), (0, dm), true, &format!("{hf}.self_attn.out_proj"))?;
+        let o = ct2_linear(
+            &mut g,
+            &w,
+            &o,
+            &format!("{a}/linear_1"),
+            (0, dm),
+            true,
+            &format!("{hf}.self_attn.out_proj"),
+        )?;
         x = g.op("Add", &[&x, &o], vec![]);
         x = ffn(&mut g, &w, &x, &ct2, &hf)?;
     }
@@ -295,12 +392,20 @@ fn encoder_graph(m: &Ct2Model, d: &Dims) -> Result<crate::onnx::proto::ModelProt
     g.output(
         "last_hidden_state",
         DataType::Float,
-        &[Dim::Named("batch_size"), Dim::Fixed(d.n_audio_ctx as i64), Dim::Fixed(d.d_model as i64)],
+        &[
+            Dim::Named("batch_size"),
+            Dim::Fixed(d.n_audio_ctx as i64),
+            Dim::Fixed(d.d_model as i64),
+        ],
     );
     Ok(g.finish("whisper_encoder", OPSET))
 }
 
-fn decoder_graph(m: &Ct2Model, d: &Dims, with_past: bool) -> Result<crate::onnx::proto::ModelProto, Ct2Error> {
+fn decoder_graph(
+    m: &Ct2Model,
+    d: &Dims,
+    with_past: bool,
+) -> Result<crate::onnx::proto::ModelProto, Ct2Error> {
     use crate::onnx::attr::int;
     let w = Weights { m, d: d.d_model };
     let dm = d.d_model;
@@ -313,22 +418,41 @@ fn decoder_graph(m: &Ct2Model, d: &Dims, with_past: bool) -> Result<crate::onnx:
             Dim::Fixed((dm / d.dec_heads) as i64),
         ]
     };
-    let ids = g.input("input_ids", DataType::Int64, &[Dim::Named("batch_size"), Dim::Named("decoder_sequence_length")]);
+    let ids = g.input(
+        "input_ids",
+        DataType::Int64,
+        &[
+            Dim::Named("batch_size"),
+            Dim::Named("decoder_sequence_length"),
+        ],
+    );
     let enc = if with_past {
         None
     } else {
         Some(g.input(
             "encoder_hidden_states",
             DataType::Float,
-            &[Dim::Named("batch_size"), Dim::Named("encoder_sequence_length"), Dim::Fixed(dm as i64)],
+            &[
+                Dim::Named("batch_size"),
+                Dim::Named("encoder_sequence_length"),
+                Dim::Fixed(dm as i64),
+            ],
         ))
     };
     if with_past {
         for l in 0..d.dec_layers {
             for kind in ["decoder", "encoder"] {
                 for kv in ["key", "value"] {
-                    let len = if kind == "decoder" { "past_decoder_sequence_length" } else { "encoder_sequence_length_out" };
-                    g.input(&format!("past_key_values.{l}.{kind}.{kv}"), DataType::Float, &kv_dims(len));
+                    let len = if kind == "decoder" {
+                        "past_decoder_sequence_length"
+                    } else {
+                        "encoder_sequence_length_out"
+                    };
+                    g.input(
+                        &format!("past_key_values.{l}.{kind}.{kv}"),
+                        DataType::Float,
+                        &kv_dims(len),
+                    );
                 }
             }
         }
@@ -344,7 +468,11 @@ fn decoder_graph(m: &Ct2Model, d: &Dims, with_past: bool) -> Result<crate::onnx:
         g.op("Squeeze", &[&s], vec![])
     };
     let past_len = if with_past {
-        let s = g.op("Shape", &["past_key_values.0.decoder.key"], vec![int("start", 2), int("end", 3)]);
+        let s = g.op(
+            "Shape",
+            &["past_key_values.0.decoder.key"],
+            vec![int("start", 2), int("end", 3)],
+        );
         g.op("Squeeze", &[&s], vec![])
     } else {
         let z = g.i64_const(&[0]);
@@ -357,7 +485,11 @@ fn decoder_graph(m: &Ct2Model, d: &Dims, with_past: bool) -> Result<crate::onnx:
     };
     let positions = g.op("Range", &[&past_len, &total, &one], vec![]);
     let (_, pos) = m.tensor("decoder/position_encodings/encodings", &[d.n_text_ctx, dm])?;
-    let pn = g.f32_init("model.decoder.embed_positions.weight", &[d.n_text_ctx, dm], &pos);
+    let pn = g.f32_init(
+        "model.decoder.embed_positions.weight",
+        &[d.n_text_ctx, dm],
+        &pos,
+    );
     let pe = g.op("Gather", &[&pn, &positions], vec![int("axis", 0)]);
     let mut x = g.op("Add", &[&tok, &pe], vec![]);
 
@@ -389,10 +521,40 @@ fn decoder_graph(m: &Ct2Model, d: &Dims, with_past: bool) -> Result<crate::onnx:
         let ct2 = format!("decoder/layer_{l}");
         let hf = format!("model.decoder.layers.{l}");
         let a = format!("{ct2}/self_attention");
-        let h = ct2_layer_norm(&mut g, &w, &x, &format!("{a}/layer_norm"), &format!("{hf}.self_attn_layer_norm"))?;
-        let q = ct2_linear(&mut g, &w, &h, &format!("{a}/linear_0"), (0, dm), true, &format!("{hf}.self_attn.q_proj"))?;
-        let k = ct2_linear(&mut g, &w, &h, &format!("{a}/linear_0"), (dm, 2 * dm), false, &format!("{hf}.self_attn.k_proj"))?;
-        let v = ct2_linear(&mut g, &w, &h, &format!("{a}/linear_0"), (2 * dm, 3 * dm), true, &format!("{hf}.self_attn.v_proj"))?;
+        let h = ct2_layer_norm(
+            &mut g,
+            &w,
+            &x,
+            &format!("{a}/layer_norm"),
+            &format!("{hf}.self_attn_layer_norm"),
+        )?;
+        let q = ct2_linear(
+            &mut g,
+            &w,
+            &h,
+            &format!("{a}/linear_0"),
+            (0, dm),
+            true,
+            &format!("{hf}.self_attn.q_proj"),
+        )?;
+        let k = ct2_linear(
+            &mut g,
+            &w,
+            &h,
+            &format!("{a}/linear_0"),
+            (dm, 2 * dm),
+            false,
+            &format!("{hf}.self_attn.k_proj"),
+        )?;
+        let v = ct2_linear(
+            &mut g,
+            &w,
+            &h,
+            &format!("{a}/linear_0"),
+            (2 * dm, 3 * dm),
+            true,
+            &format!("{hf}.self_attn.v_proj"),
+        )?;
         let kh = heads.split(&mut g, &k);
         let vh = heads.split(&mut g, &v);
         let (kh, vh) = if with_past {
@@ -410,15 +572,53 @@ fn decoder_graph(m: &Ct2Model, d: &Dims, with_past: bool) -> Result<crate::onnx:
         g.op_into("Identity", &[&kh], vec![], &[&pk_out]);
         g.op_into("Identity", &[&vh], vec![], &[&pv_out]);
         let o = attention(&mut g, &heads, &q, &kh, &vh, Some(&causal));
-        let o = ct2_linear(&mut g, &w, &o, &format!("{a}/linear_1"), (0, dm), true, &format!("{hf}.self_attn.out_proj"))?;
+        let o = ct2_linear(
+            &mut g,
+            &w,
+            &o,
+            &format!("{a}/linear_1"),
+            (0, dm),
+            true,
+            &format!("{hf}.self_attn.out_proj"),
+        )?;
         x = g.op("Add", &[&x, &o], vec![]);
 
         let c = format!("{ct2}/attention");
-        let h = ct2_layer_norm(&mut g, &w, &x, &format!("{c}/layer_norm"), &format!("{hf}.encoder_attn_layer_norm"))?;
-        let q = ct2_linear(&mut g, &w, &h, &format!("{c}/linear_0"), (0, dm), true, &format!("{hf}.encoder_attn.q_proj"))?;
+        let h = ct2_layer_norm(
+            &mut g,
+            &w,
+            &x,
+            &format!("{c}/layer_norm"),
+            &format!("{hf}.encoder_attn_layer_norm"),
+        )?;
+        let q = ct2_linear(
+            &mut g,
+            &w,
+            &h,
+            &format!("{c}/linear_0"),
+            (0, dm),
+            true,
+            &format!("{hf}.encoder_attn.q_proj"),
+        )?;
         let (ck, cv) = if let Some(enc) = &enc {
-            let k = ct2_linear(&mut g, &w, enc, &format!("{c}/linear_1"), (0, dm), false, &format!("{hf}.encoder_attn.k_proj"))?;
-            let v = ct2_linear(&mut g, &w, enc, &format!("{c}/linear_1"), (dm, 2 * dm), true, &format!("{hf}.encoder_attn.v_proj"))?;
+            let k = ct2_linear(
+                &mut g,
+                &w,
+                enc,
+                &format!("{c}/linear_1"),
+                (0, dm),
+                false,
+                &format!("{hf}.encoder_attn.k_proj"),
+            )?;
+            let v = ct2_linear(
+                &mut g,
+                &w,
+                enc,
+                &format!("{c}/linear_1"),
+                (dm, 2 * dm),
+                true,
+                &format!("{hf}.encoder_attn.v_proj"),
+            )?;
             let kh = heads.split(&mut g, &k);
             let vh = heads.split(&mut g, &v);
             let ko = format!("present.{l}.encoder.key");
@@ -427,14 +627,31 @@ fn decoder_graph(m: &Ct2Model, d: &Dims, with_past: bool) -> Result<crate::onnx:
             g.op_into("Identity", &[&vh], vec![], &[&vo]);
             (kh, vh)
         } else {
-            (format!("past_key_values.{l}.encoder.key"), format!("past_key_values.{l}.encoder.value"))
+            (
+                format!("past_key_values.{l}.encoder.key"),
+                format!("past_key_values.{l}.encoder.value"),
+            )
         };
         let o = attention(&mut g, &heads, &q, &ck, &cv, None);
-        let o = ct2_linear(&mut g, &w, &o, &format!("{c}/linear_2"), (0, dm), true, &format!("{hf}.encoder_attn.out_proj"))?;
+        let o = ct2_linear(
+            &mut g,
+            &w,
+            &o,
+            &format!("{c}/linear_2"),
+            (0, dm),
+            true,
+            &format!("{hf}.encoder_attn.out_proj"),
+        )?;
         x = g.op("Add", &[&x, &o], vec![]);
         x = ffn(&mut g, &w, &x, &ct2, &hf)?;
     }
-    let x = ct2_layer_norm(&mut g, &w, &x, "decoder/layer_norm", "model.decoder.layer_norm")?;
+    let x = ct2_layer_norm(
+        &mut g,
+        &w,
+        &x,
+        "decoder/layer_norm",
+        "model.decoder.layer_norm",
+    )?;
     let (_, proj) = m.tensor("decoder/projection/weight", &[d.vocab, dm])?;
     let pt = transposed(&[d.vocab, dm], &proj);
     let pn = g.f32_init("proj_out.weight", &[dm, d.vocab], &pt);
@@ -443,18 +660,34 @@ fn decoder_graph(m: &Ct2Model, d: &Dims, with_past: bool) -> Result<crate::onnx:
     g.output(
         "logits",
         DataType::Float,
-        &[Dim::Named("batch_size"), Dim::Named("decoder_sequence_length"), Dim::Fixed(d.vocab as i64)],
+        &[
+            Dim::Named("batch_size"),
+            Dim::Named("decoder_sequence_length"),
+            Dim::Fixed(d.vocab as i64),
+        ],
     );
     for l in 0..d.dec_layers {
         for kv in ["key", "value"] {
-            g.output(&format!("present.{l}.decoder.{kv}"), DataType::Float, &kv_dims("past_decoder_sequence_length + 1"));
+            g.output(
+                &format!("present.{l}.decoder.{kv}"),
+                DataType::Float,
+                &kv_dims("past_decoder_sequence_length + 1"),
+            );
         }
         if !with_past {
             for kv in ["key", "value"] {
-                g.output(&format!("present.{l}.encoder.{kv}"), DataType::Float, &kv_dims("encoder_sequence_length_out"));
+                g.output(
+                    &format!("present.{l}.encoder.{kv}"),
+                    DataType::Float,
+                    &kv_dims("encoder_sequence_length_out"),
+                );
             }
         }
     }
-    let name = if with_past { "whisper_decoder_with_past" } else { "whisper_decoder" };
+    let name = if with_past {
+        "whisper_decoder_with_past"
+    } else {
+        "whisper_decoder"
+    };
     Ok(g.finish(name, OPSET))
 }

@@ -69,7 +69,10 @@ impl MelExtractor {
             .collect();
         // np.hanning(401)[:-1] cast to float32, as faster-whisper does.
         let window = (0..N_FFT)
-            .map(|n| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32 as f64)
+            .map(|n| {
+                (0.5 - 0.5 * (2.0 * std::f64::consts::PI * n as f64 / N_FFT as f64).cos()) as f32
+                    as f64
+            })
             .collect();
         let fft = RealFftPlanner::<f64>::new().plan_fft_forward(N_FFT);
         MelExtractor {

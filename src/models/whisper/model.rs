@@ -44,13 +44,18 @@ impl WhisperConfig {
             if !p.exists() {
                 return Ok(None);
             }
-            let text = std::fs::read_to_string(&p).map_err(|e| folder_err(&p, format!("cannot read: {e}")))?;
+            let text = std::fs::read_to_string(&p)
+                .map_err(|e| folder_err(&p, format!("cannot read: {e}")))?;
             serde_json::from_str(&text)
                 .map(Some)
                 .map_err(|e| folder_err(&p, format!("not valid JSON: {e}")))
         };
-        let config = read("config.json")?
-            .ok_or_else(|| folder_err(&dir.join("config.json"), "missing (every optimum Whisper export has one)"))?;
+        let config = read("config.json")?.ok_or_else(|| {
+            folder_err(
+                &dir.join("config.json"),
+                "missing (every optimum Whisper export has one)",
+            )
+        })?;
         let generation = read("generation_config.json")?.unwrap_or_default();
         let ids = |key: &str| -> Vec<i64> {
             config
@@ -61,7 +66,10 @@ impl WhisperConfig {
                 .unwrap_or_default()
         };
         let num = |key: &str, default: usize| -> usize {
-            config.get(key).and_then(|v| v.as_u64()).map_or(default, |v| v as usize)
+            config
+                .get(key)
+                .and_then(|v| v.as_u64())
+                .map_or(default, |v| v as usize)
         };
         Ok(WhisperConfig {
             n_mels: num("num_mel_bins", 80),
@@ -104,7 +112,8 @@ impl WhisperModel {
         } else {
             tokenizer.get_vocab_size(true)
         };
-        let tokens = SpecialTokens::lookup(&tokenizer, vocab).map_err(|what| folder_err(&tok_path, what))?;
+        let tokens =
+            SpecialTokens::lookup(&tokenizer, vocab).map_err(|what| folder_err(&tok_path, what))?;
         let encoder = crate::runtime::session(&dir.join(ENCODER_FILE), threads)?;
         let decoder = crate::runtime::session(&dir.join(DECODER_FILE), threads)?;
         let decoder_with_past = crate::runtime::session(&dir.join(DECODER_PAST_FILE), threads)?;
@@ -139,13 +148,31 @@ impl WhisperModel {
             };
             for n in names {
                 if !have.contains(&n.as_str()) {
-                    missing.push(format!("{file} {} `{n}`", if inputs { "input" } else { "output" }));
+                    missing.push(format!(
+                        "{file} {} `{n}`",
+                        if inputs { "input" } else { "output" }
+                    ));
                 }
             }
         };
-        need(&self.encoder, ENCODER_FILE, true, vec!["input_features".into()]);
-        need(&self.encoder, ENCODER_FILE, false, vec!["last_hidden_state".into()]);
-        need(&self.decoder, DECODER_FILE, true, vec!["input_ids".into(), "encoder_hidden_states".into()]);
+        need(
+            &self.encoder,
+            ENCODER_FILE,
+            true,
+            vec!["input_features".into()],
+        );
+        need(
+            &self.encoder,
+            ENCODER_FILE,
+            false,
+            vec!["last_hidden_state".into()],
+        );
+        need(
+            &self.decoder,
+            DECODER_FILE,
+            true,
+            vec!["input_ids".into(), "encoder_hidden_states".into()],
+        );
         let mut present = vec!["logits".to_string()];
         let mut past = vec!["input_ids".to_string()];
         let mut present_past = vec!["logits".to_string()];
@@ -161,14 +188,22 @@ impl WhisperModel {
         }
         need(&self.decoder, DECODER_FILE, false, present);
         need(&self.decoder_with_past, DECODER_PAST_FILE, true, past);
-        need(&self.decoder_with_past, DECODER_PAST_FILE, false, present_past);
+        need(
+            &self.decoder_with_past,
+            DECODER_PAST_FILE,
+            false,
+            present_past,
+        );
         if self.n_layers == 0 {
             missing.push(format!("{DECODER_FILE} outputs `present.N.decoder.key`"));
         }
         if missing.is_empty() {
             Ok(())
         } else {
-            Err(folder_err(&self.dir, format!("graphs lack {}", missing.join(", "))))
+            Err(folder_err(
+                &self.dir,
+                format!("graphs lack {}", missing.join(", ")),
+            ))
         }
     }
 }

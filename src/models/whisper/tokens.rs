@@ -19,7 +19,8 @@ pub struct SpecialTokens {
 impl SpecialTokens {
     pub fn lookup(tok: &tokenizers::Tokenizer, vocab_size: usize) -> Result<Self, String> {
         let id = |name: &str| tok.token_to_id(name).map(|i| i as i64);
-        let need = |name: &str| id(name).ok_or_else(|| format!("token {name} not found in the tokenizer"));
+        let need =
+            |name: &str| id(name).ok_or_else(|| format!("token {name} not found in the tokenizer"));
         let multilingual = vocab_size >= MULTILINGUAL_VOCAB;
         let sot = need("<|startoftranscript|>")?;
         let always_suppressed = [
@@ -39,8 +40,16 @@ impl SpecialTokens {
             sot,
             no_timestamps: need("<|notimestamps|>")?,
             multilingual,
-            english: if multilingual { Some(need("<|en|>")?) } else { None },
-            transcribe: if multilingual { Some(need("<|transcribe|>")?) } else { None },
+            english: if multilingual {
+                Some(need("<|en|>")?)
+            } else {
+                None
+            },
+            transcribe: if multilingual {
+                Some(need("<|transcribe|>")?)
+            } else {
+                None
+            },
             always_suppressed,
         })
     }
