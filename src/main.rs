@@ -29,7 +29,8 @@ fn one_line(e: &anyhow::Error) -> String {
         .join(": ")
 }
 
-/// Progress for humans on stderr: an updating line on a terminal, plain lines otherwise.
+/// Progress on stderr: an updating line when both stdout and stderr are terminals, plain lines otherwise
+/// (piped or redirected output, CI logs).
 struct Progress {
     tty: bool,
     last_stage: Option<(String, engine::Stage)>,
@@ -38,7 +39,7 @@ struct Progress {
 impl Progress {
     fn new() -> Self {
         Progress {
-            tty: std::io::stderr().is_terminal(),
+            tty: std::io::stdout().is_terminal() && std::io::stderr().is_terminal(),
             last_stage: None,
         }
     }
