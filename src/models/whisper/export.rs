@@ -288,6 +288,69 @@ fn ffn(
     Ok(g.op("Add", &[x, &h], vec![]))
 }
 
+/// Pre-norm self-attention projections of one layer: q [B,T,D] and per-head k, v [B,H,T,hd], split out of
+/// CT2's fused q/k/v weight (k has no bias).
+fn self_attention_qkv(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    heads: &Heads,
+    x: &str,
+    ct2: &str,
+    hf: &str,
+) -> Result<(String, String, String), Ct2Error> {
+    let a = format!("{ct2}/self_attention");
+    let h = ct2_layer_norm(
+        g,
+        w,
+        x,
+        &format!("{a}/layer_norm"),
+        &format!("{hf}.self_attn_layer_norm"),
+    )?;
+    let (dm, fused) = (w.d, format!("{a}/linear_0"));
+    let q = ct2_linear(
+        g,
+        w,
+        &h,
+        &fused,
+        (0, dm),
+        true,
+        &format!("{hf}.self_attn.q_proj"),
+    )?;
+    let k = ct2_linear(
+        g,
+        w,
+        &h,
+        &fused,
+        (dm, 2 * dm),
+        false,
+        &format!("{hf}.self_attn.k_proj"),
+    )?;
+    let v = ct2_linear(
+        g,
+        w,
+        &h,
+        &fused,
+        (2 * dm, 3 * dm),
+        true,
+        &format!("{hf}.self_attn.v_proj"),
+    )?;
+    let (kh, vh) = (heads.split(g, &k), heads.split(g, &v));
+    Ok((q, kh, vh))
+}
+
+/// x + out_proj(o): an attention block's output projection and its residual connection.
+fn residual_out_proj(
+    g: &mut GraphBuilder,
+    w: &Weights,
+    x: &str,
+    o: &str,
+    base: &str,
+    hf: &str,
+) -> Result<String, Ct2Error> {
+    let o = ct2_linear(g, w, o, base, (0, w.d), true, hf)?;
+    Ok(g.op("Add", &[x, &o], vec![]))
+}
+
 fn encoder_graph(m: &Ct2Model, d: &Dims) -> Result<crate::onnx::proto::ModelProto, Ct2Error> {
     use crate::onnx::attr::ints;
     let w = Weights { m, d: d.d_model };
@@ -334,54 +397,16 @@ fn encoder_graph(m: &Ct2Model, d: &Dims) -> Result<crate::onnx::proto::ModelProt
         let ct2 = format!("encoder/layer_{l}");
         let hf = format!("model.encoder.layers.{l}");
         let a = format!("{ct2}/self_attention");
-        let h = ct2_layer_norm(
+        let (q, kh, vh) = self_attention_qkv(&mut g, &w, &heads, &x, &ct2, &hf)?;
+        let o = attention(&mut g, &heads, &q, &kh, &vh, None);
+        x = residual_out_proj(
             &mut g,
             &w,
             &x,
-            &format!("{a}/layer_norm"),
-            &format!("{hf}.self_attn_layer_norm"),
-        )?;
-        let dm = d.d_model;
-        let q = ct2_linear(
-            &mut g,
-            &w,
-            &h,
-            &format!("{a}/linear_0"),
-            (0, dm),
-            true,
-            &format!("{hf}.self_attn.q_proj"),
-        )?;
-        let k = ct2_linear(
-            &mut g,
-            &w,
-            &h,
-            &format!("{a}/linear_0"),
-            (dm, 2 * dm),
-            false,
-            &format!("{hf}.self_attn.k_proj"),
-        )?;
-        let v = ct2_linear(
-            &mut g,
-            &w,
-            &h,
-            &format!("{a}/linear_0"),
-            (2 * dm, 3 * dm),
-            true,
-            &format!("{hf}.self_attn.v_proj"),
-        )?;
-        let kh = heads.split(&mut g, &k);
-        let vh = heads.split(&mut g, &v);
-        let o = attention(&mut g, &heads, &q, &kh, &vh, None);
-        let o = ct2_linear(
-            &mut g,
-            &w,
             &o,
             &format!("{a}/linear_1"),
-            (0, dm),
-            true,
             &format!("{hf}.self_attn.out_proj"),
         )?;
-        x = g.op("Add", &[&x, &o], vec![]);
         x = ffn(&mut g, &w, &x, &ct2, &hf)?;
     }
     let gamma = w.vec("encoder/layer_norm/gamma", d.d_model)?;
@@ -521,42 +546,7 @@ fn decoder_graph(
         let ct2 = format!("decoder/layer_{l}");
         let hf = format!("model.decoder.layers.{l}");
         let a = format!("{ct2}/self_attention");
-        let h = ct2_layer_norm(
-            &mut g,
-            &w,
-            &x,
-            &format!("{a}/layer_norm"),
-            &format!("{hf}.self_attn_layer_norm"),
-        )?;
-        let q = ct2_linear(
-            &mut g,
-            &w,
-            &h,
-            &format!("{a}/linear_0"),
-            (0, dm),
-            true,
-            &format!("{hf}.self_attn.q_proj"),
-        )?;
-        let k = ct2_linear(
-            &mut g,
-            &w,
-            &h,
-            &format!("{a}/linear_0"),
-            (dm, 2 * dm),
-            false,
-            &format!("{hf}.self_attn.k_proj"),
-        )?;
-        let v = ct2_linear(
-            &mut g,
-            &w,
-            &h,
-            &format!("{a}/linear_0"),
-            (2 * dm, 3 * dm),
-            true,
-            &format!("{hf}.self_attn.v_proj"),
-        )?;
-        let kh = heads.split(&mut g, &k);
-        let vh = heads.split(&mut g, &v);
+        let (q, kh, vh) = self_attention_qkv(&mut g, &w, &heads, &x, &ct2, &hf)?;
         let (kh, vh) = if with_past {
             let pk = format!("past_key_values.{l}.decoder.key");
             let pv = format!("past_key_values.{l}.decoder.value");
@@ -572,16 +562,14 @@ fn decoder_graph(
         g.op_into("Identity", &[&kh], vec![], &[&pk_out]);
         g.op_into("Identity", &[&vh], vec![], &[&pv_out]);
         let o = attention(&mut g, &heads, &q, &kh, &vh, Some(&causal));
-        let o = ct2_linear(
+        x = residual_out_proj(
             &mut g,
             &w,
+            &x,
             &o,
             &format!("{a}/linear_1"),
-            (0, dm),
-            true,
             &format!("{hf}.self_attn.out_proj"),
         )?;
-        x = g.op("Add", &[&x, &o], vec![]);
 
         let c = format!("{ct2}/attention");
         let h = ct2_layer_norm(
@@ -633,16 +621,14 @@ fn decoder_graph(
             )
         };
         let o = attention(&mut g, &heads, &q, &ck, &cv, None);
-        let o = ct2_linear(
+        x = residual_out_proj(
             &mut g,
             &w,
+            &x,
             &o,
             &format!("{c}/linear_2"),
-            (0, dm),
-            true,
             &format!("{hf}.encoder_attn.out_proj"),
         )?;
-        x = g.op("Add", &[&x, &o], vec![]);
         x = ffn(&mut g, &w, &x, &ct2, &hf)?;
     }
     let x = ct2_layer_norm(
