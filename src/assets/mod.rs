@@ -167,13 +167,12 @@ impl Cache {
             .map_err(|e| format!("cannot run `{} -m pip`: {e}", python()))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
-            let last = err
+            let why = err
                 .lines()
                 .rev()
                 .find(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim();
-            return Err(format!("`pip download {}` failed: {last}", w.spec()));
+                .map_or_else(|| out.status.to_string(), |l| l.trim().to_string());
+            return Err(format!("`pip download {}` failed: {why}", w.spec()));
         }
         find_wheel(tmp, w).ok_or_else(|| format!("pip download {} produced no wheel", w.spec()))
     }
