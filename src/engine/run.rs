@@ -280,8 +280,8 @@ pub fn dataset_sha256(manifest_path: &Path, items: &[manifest::SpeechItem]) -> R
 }
 
 fn part_sizes(dir: &Path) -> Result<Vec<PartSize>> {
-    crate::models::whisper::model::PART_FILES
-        .iter()
+    crate::models::whisper::model::graph_files(dir)
+        .into_iter()
         .map(|f| {
             let p = dir.join(f);
             Ok(PartSize {

@@ -50,8 +50,10 @@ pub struct Transcription {
     pub in_ort: Duration,
 }
 
-/// Decoder inputs prepared for one step: the encoder's cross-attention cache and a self-attention cache.
+/// Decoder state between steps: the encoder output, the cross-attention cache (when the step graph takes
+/// one) and the self-attention cache.
 pub struct StepState {
+    enc: DynValue,
     cross: Vec<DynValue>,
     self_kv: Vec<DynValue>,
     pub cache_len: usize,
@@ -132,7 +134,7 @@ impl Pipeline {
         for &s in &starts {
             let window = mel.window(s);
             let enc = self.encode(&window, &mut in_ort)?;
-            let (ids, rep) = self.greedy(&enc, &mut in_ort)?;
+            let (ids, rep) = self.greedy(enc, &mut in_ort)?;
             repetition_stopped |= rep;
             let text = self.decode_text(&ids);
             if !text.is_empty() {
@@ -189,49 +191,78 @@ impl Pipeline {
         })
     }
 
+    /// A cache with no tokens yet ([1, heads, 0, head size]), for graphs that take the past on every step.
+    fn empty_cache(&self, part: &'static str) -> Result<DynValue, DecodeError> {
+        let m = &self.model;
+        let shape = vec![1i64, m.kv_heads as i64, 0, m.kv_head_dim as i64];
+        Ok(Tensor::<f32>::from_array((shape, Vec::new()))
+            .map_err(ort_err(part))?
+            .into_dyn())
+    }
+
+    fn empty_caches(&self, n: usize, part: &'static str) -> Result<Vec<DynValue>, DecodeError> {
+        (0..n).map(|_| self.empty_cache(part)).collect()
+    }
+
     /// Runs the prompt through the first decoder; returns its logits row and the caches.
     fn first_step(
         &mut self,
-        enc: &DynValue,
+        enc: DynValue,
         prompt: &[i64],
         in_ort: &mut Duration,
     ) -> Result<(Vec<f32>, StepState), DecodeError> {
+        const PART: &str = "decoder";
+        let io = self.model.first_io;
         let ids = Tensor::from_array((vec![1i64, prompt.len() as i64], prompt.to_vec()))
-            .map_err(ort_err("decoder"))?;
-        let t = Instant::now();
-        let mut out = self
-            .model
-            .decoder
-            .run(ort::inputs! {"input_ids" => ids, "encoder_hidden_states" => enc})
-            .map_err(ort_err("decoder"))?;
-        *in_ort += t.elapsed();
-        let logits = last_logits(&out, "decoder")?;
-        let take = |out: &mut ort::session::SessionOutputs,
-                    names: &[String]|
-         -> Result<Vec<DynValue>, DecodeError> {
-            names
-                .iter()
-                .map(|n| {
-                    out.remove(n.as_str()).ok_or(DecodeError::Output {
-                        part: "decoder",
-                        name: n.clone(),
-                    })
-                })
-                .collect()
+            .map_err(ort_err(PART))?;
+        let empty_self = if io.past_self {
+            self.empty_caches(self.past_self_names.len(), PART)?
+        } else {
+            Vec::new()
         };
-        let self_kv = take(&mut out, &self.present_self_names)?;
-        let cross = take(&mut out, &self.present_cross_names)?;
-        Ok((
-            logits,
-            StepState {
-                cross,
-                self_kv,
-                cache_len: prompt.len(),
-            },
-        ))
+        let empty_cross = if io.past_cross {
+            self.empty_caches(self.past_cross_names.len(), PART)?
+        } else {
+            Vec::new()
+        };
+        let mut inputs: Vec<(Cow<str>, SessionInputValue)> = vec![
+            (Cow::Borrowed("input_ids"), ids.into()),
+            (Cow::Borrowed("encoder_hidden_states"), (&enc).into()),
+        ];
+        if io.use_cache_branch {
+            let flag = Tensor::from_array((vec![1i64], vec![false])).map_err(ort_err(PART))?;
+            inputs.push((Cow::Borrowed("use_cache_branch"), flag.into()));
+        }
+        for (name, v) in self.past_self_names.iter().zip(&empty_self) {
+            inputs.push((Cow::Borrowed(name.as_str()), v.into()));
+        }
+        for (name, v) in self.past_cross_names.iter().zip(&empty_cross) {
+            inputs.push((Cow::Borrowed(name.as_str()), v.into()));
+        }
+        let t = Instant::now();
+        let mut out = self.model.decoder.run(inputs).map_err(ort_err(PART))?;
+        *in_ort += t.elapsed();
+        let logits = last_logits(&out, PART)?;
+        let self_kv = take_outputs(&mut out, &self.present_self_names, PART)?;
+        let cross = if !self.model.step_io.past_cross {
+            Vec::new()
+        } else if io.present_cross {
+            take_outputs(&mut out, &self.present_cross_names, PART)?
+        } else {
+            // The step graph recomputes cross-attention from encoder_hidden_states; its cross past stays empty.
+            drop(out);
+            self.empty_caches(self.past_cross_names.len(), PART)?
+        };
+        let state = StepState {
+            enc,
+            cross,
+            self_kv,
+            cache_len: prompt.len(),
+        };
+        Ok((logits, state))
     }
 
-    /// One decoder-with-past step for `token`; the state's self-attention cache grows by one.
+    /// One decoder step with the cache for `token`; the state's self-attention cache grows by one.
     fn next_step(
         &mut self,
         state: &mut StepState,
@@ -239,18 +270,14 @@ impl Pipeline {
         in_ort: &mut Duration,
     ) -> Result<Vec<f32>, DecodeError> {
         let self_kv = std::mem::take(&mut state.self_kv);
-        let (logits, present) = self.step_with(
-            state,
-            self_kv.into_iter().map(SessionInputValue::from).collect(),
-            token,
-            in_ort,
-        )?;
+        let inputs = self_kv.into_iter().map(SessionInputValue::from).collect();
+        let (logits, present) = self.step_with(state, inputs, token, in_ort)?;
         state.self_kv = present;
         state.cache_len += 1;
         Ok(logits)
     }
 
-    /// One decoder-with-past step that leaves `state` as it was (for latency measurement).
+    /// One decoder step that leaves `state` as it was (for latency measurement).
     pub fn bench_step(
         &mut self,
         state: &StepState,
@@ -268,42 +295,45 @@ impl Pipeline {
         token: i64,
         in_ort: &mut Duration,
     ) -> Result<(Vec<f32>, Vec<DynValue>), DecodeError> {
-        let ids = Tensor::from_array((vec![1i64, 1], vec![token]))
-            .map_err(ort_err("decoder_with_past"))?;
+        let part = if self.model.decoder_with_past.is_some() {
+            "decoder_with_past"
+        } else {
+            "decoder"
+        };
+        let io = self.model.step_io;
+        let ids = Tensor::from_array((vec![1i64, 1], vec![token])).map_err(ort_err(part))?;
         let mut inputs: Vec<(Cow<str>, SessionInputValue)> =
-            Vec::with_capacity(1 + 4 * self.model.n_layers);
+            Vec::with_capacity(3 + 4 * self.model.n_layers);
         inputs.push((Cow::Borrowed("input_ids"), ids.into()));
+        if io.encoder_states {
+            inputs.push((Cow::Borrowed("encoder_hidden_states"), (&state.enc).into()));
+        }
+        if io.use_cache_branch {
+            let flag = Tensor::from_array((vec![1i64], vec![true])).map_err(ort_err(part))?;
+            inputs.push((Cow::Borrowed("use_cache_branch"), flag.into()));
+        }
         for (name, v) in self.past_self_names.iter().zip(self_kv) {
             inputs.push((Cow::Borrowed(name.as_str()), v));
         }
         for (name, v) in self.past_cross_names.iter().zip(&state.cross) {
             inputs.push((Cow::Borrowed(name.as_str()), v.into()));
         }
+        let session = match self.model.decoder_with_past.as_mut() {
+            Some(s) => s,
+            None => &mut self.model.decoder,
+        };
         let t = Instant::now();
-        let mut out = self
-            .model
-            .decoder_with_past
-            .run(inputs)
-            .map_err(ort_err("decoder_with_past"))?;
+        let mut out = session.run(inputs).map_err(ort_err(part))?;
         *in_ort += t.elapsed();
-        let logits = last_logits(&out, "decoder_with_past")?;
-        let present = self
-            .present_self_names
-            .iter()
-            .map(|n| {
-                out.remove(n.as_str()).ok_or(DecodeError::Output {
-                    part: "decoder_with_past",
-                    name: n.clone(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let logits = last_logits(&out, part)?;
+        let present = take_outputs(&mut out, &self.present_self_names, part)?;
         Ok((logits, present))
     }
 
     /// Greedy decoding of one window. Returns the generated ids and whether the repetition guard fired.
     fn greedy(
         &mut self,
-        enc: &DynValue,
+        enc: DynValue,
         in_ort: &mut Duration,
     ) -> Result<(Vec<i64>, bool), DecodeError> {
         let prompt = self.model.tokens.prompt();
@@ -340,7 +370,7 @@ impl Pipeline {
         let mut t = Duration::ZERO;
         let enc = self.encode(window, &mut t)?;
         let prompt = self.model.tokens.prompt();
-        let (logits, mut state) = self.first_step(&enc, &prompt, &mut t)?;
+        let (logits, mut state) = self.first_step(enc, &prompt, &mut t)?;
         let mut next = argmax_allowed(&logits, &self.suppress_begin);
         while state.cache_len < cache_len {
             // Past the end of speech the model keeps predicting end-of-text; feed it anyway to grow the cache.
@@ -349,6 +379,22 @@ impl Pipeline {
         }
         Ok((state, next))
     }
+}
+
+fn take_outputs(
+    out: &mut ort::session::SessionOutputs,
+    names: &[String],
+    part: &'static str,
+) -> Result<Vec<DynValue>, DecodeError> {
+    names
+        .iter()
+        .map(|n| {
+            out.remove(n.as_str()).ok_or(DecodeError::Output {
+                part,
+                name: n.clone(),
+            })
+        })
+        .collect()
 }
 
 fn last_logits(

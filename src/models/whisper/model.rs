@@ -10,7 +10,25 @@ use super::tokens::SpecialTokens;
 pub const ENCODER_FILE: &str = "encoder_model.onnx";
 pub const DECODER_FILE: &str = "decoder_model.onnx";
 pub const DECODER_PAST_FILE: &str = "decoder_with_past_model.onnx";
+pub const DECODER_MERGED_FILE: &str = "decoder_model_merged.onnx";
+/// The files our converter writes (optimum's split layout).
 pub const PART_FILES: [&str; 3] = [ENCODER_FILE, DECODER_FILE, DECODER_PAST_FILE];
+/// Every graph file a model folder may hold.
+pub const ALL_GRAPH_FILES: [&str; 4] = [
+    ENCODER_FILE,
+    DECODER_FILE,
+    DECODER_PAST_FILE,
+    DECODER_MERGED_FILE,
+];
+
+/// The ONNX graph files present in a model folder, in a fixed order.
+pub fn graph_files(dir: &Path) -> Vec<&'static str> {
+    ALL_GRAPH_FILES
+        .iter()
+        .copied()
+        .filter(|f| dir.join(f).is_file())
+        .collect()
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
@@ -35,6 +53,8 @@ pub struct WhisperConfig {
     pub suppress_tokens: Vec<i64>,
     pub begin_suppress_tokens: Vec<i64>,
     pub max_target_positions: usize,
+    pub d_model: usize,
+    pub decoder_heads: usize,
 }
 
 impl WhisperConfig {
@@ -77,7 +97,35 @@ impl WhisperConfig {
             suppress_tokens: ids("suppress_tokens"),
             begin_suppress_tokens: ids("begin_suppress_tokens"),
             max_target_positions: num("max_target_positions", 448),
+            d_model: num("d_model", 0),
+            decoder_heads: num("decoder_attention_heads", 0),
         })
+    }
+}
+
+/// What a decoder graph takes and gives, read off its inputs and outputs (never off how it was built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecoderIo {
+    pub encoder_states: bool,
+    pub use_cache_branch: bool,
+    pub past_self: bool,
+    pub past_cross: bool,
+    pub present_cross: bool,
+}
+
+impl DecoderIo {
+    fn of(s: &Session) -> Self {
+        let input = |pred: &dyn Fn(&str) -> bool| s.inputs().iter().any(|o| pred(o.name()));
+        DecoderIo {
+            encoder_states: input(&|n| n == "encoder_hidden_states"),
+            use_cache_branch: input(&|n| n == "use_cache_branch"),
+            past_self: input(&|n| n.starts_with("past_key_values.") && n.contains(".decoder.")),
+            past_cross: input(&|n| n.starts_with("past_key_values.") && n.contains(".encoder.")),
+            present_cross: s
+                .outputs()
+                .iter()
+                .any(|o| o.name().starts_with("present.") && o.name().contains(".encoder.")),
+        }
     }
 }
 
@@ -87,19 +135,33 @@ pub struct WhisperModel {
     pub tokenizer: tokenizers::Tokenizer,
     pub tokens: SpecialTokens,
     pub encoder: Session,
+    /// Runs the prompt (and, when `decoder_with_past` is absent, every later step too).
     pub decoder: Session,
-    pub decoder_with_past: Session,
+    pub decoder_file: &'static str,
+    /// optimum's split layout: the graph for one token at a time with the cache.
+    pub decoder_with_past: Option<Session>,
+    pub first_io: DecoderIo,
+    pub step_io: DecoderIo,
     pub n_layers: usize,
+    /// Decoder attention heads and head size (shape of an empty cache on the first step of a single graph).
+    pub kv_heads: usize,
+    pub kv_head_dim: usize,
     pub threads: usize,
 }
 
 impl WhisperModel {
+    /// Opens a folder in optimum's layout: `encoder_model.onnx` plus either `decoder_model.onnx` and
+    /// `decoder_with_past_model.onnx`, or one decoder for every step (`decoder_model_merged.onnx` with
+    /// `use_cache_branch`, or a `decoder_model.onnx` that takes the past keys/values).
     pub fn open(dir: &Path, threads: usize) -> Result<Self, ModelError> {
-        for f in PART_FILES.iter().chain(&["tokenizer.json"]) {
+        let layout = format!(
+            "expected optimum's layout: {ENCODER_FILE} with {DECODER_FILE} + {DECODER_PAST_FILE}, or {DECODER_MERGED_FILE}"
+        );
+        for f in [ENCODER_FILE, "tokenizer.json"] {
             if !dir.join(f).is_file() {
                 return Err(folder_err(
                     dir,
-                    format!("not a Whisper model folder: {f} is missing (expected optimum's layout: {})", PART_FILES.join(", ")),
+                    format!("not a Whisper model folder: {f} is missing ({layout})"),
                 ));
             }
         }
@@ -115,13 +177,42 @@ impl WhisperModel {
         let tokens =
             SpecialTokens::lookup(&tokenizer, vocab).map_err(|what| folder_err(&tok_path, what))?;
         let encoder = crate::runtime::session(&dir.join(ENCODER_FILE), threads)?;
-        let decoder = crate::runtime::session(&dir.join(DECODER_FILE), threads)?;
-        let decoder_with_past = crate::runtime::session(&dir.join(DECODER_PAST_FILE), threads)?;
+
+        let open = |f: &str| crate::runtime::session(&dir.join(f), threads);
+        let split_decoder = if dir.join(DECODER_FILE).is_file() {
+            let d = open(DECODER_FILE)?;
+            if DecoderIo::of(&d).past_self {
+                None
+            } else {
+                Some(d)
+            }
+        } else {
+            None
+        };
+        let (decoder, decoder_file, decoder_with_past) = match split_decoder {
+            Some(d) if dir.join(DECODER_PAST_FILE).is_file() => {
+                (d, DECODER_FILE, Some(open(DECODER_PAST_FILE)?))
+            }
+            _ if dir.join(DECODER_MERGED_FILE).is_file() => {
+                (open(DECODER_MERGED_FILE)?, DECODER_MERGED_FILE, None)
+            }
+            Some(_) => {
+                return Err(folder_err(
+                    dir,
+                    format!("{DECODER_PAST_FILE} is missing ({layout})"),
+                ))
+            }
+            None if dir.join(DECODER_FILE).is_file() => (open(DECODER_FILE)?, DECODER_FILE, None),
+            None => return Err(folder_err(dir, format!("no decoder graph ({layout})"))),
+        };
+        let first_io = DecoderIo::of(&decoder);
+        let step_io = decoder_with_past.as_ref().map_or(first_io, DecoderIo::of);
         let n_layers = decoder
             .outputs()
             .iter()
             .filter(|o| o.name().starts_with("present.") && o.name().ends_with(".decoder.key"))
             .count();
+        let (kv_heads, kv_head_dim) = cache_shape(&decoder, &config);
         let model = WhisperModel {
             dir: dir.to_path_buf(),
             config,
@@ -129,81 +220,157 @@ impl WhisperModel {
             tokens,
             encoder,
             decoder,
+            decoder_file,
             decoder_with_past,
+            first_io,
+            step_io,
             n_layers,
+            kv_heads,
+            kv_head_dim,
             threads,
         };
         model.check_io()?;
         Ok(model)
     }
 
-    /// Names every tensor the pipeline relies on that a graph lacks.
+    /// Names every tensor the pipeline relies on that a graph lacks, and any input it would not know how
+    /// to feed.
     fn check_io(&self) -> Result<(), ModelError> {
-        let mut missing = Vec::new();
-        let mut need = |s: &Session, file: &str, inputs: bool, names: Vec<String>| {
-            let have: Vec<&str> = if inputs {
-                s.inputs().iter().map(|o| o.name()).collect()
-            } else {
-                s.outputs().iter().map(|o| o.name()).collect()
-            };
-            for n in names {
-                if !have.contains(&n.as_str()) {
-                    missing.push(format!(
-                        "{file} {} `{n}`",
+        let mut problems = Vec::new();
+        let names = |s: &Session, inputs: bool| -> Vec<String> {
+            let list = if inputs { s.inputs() } else { s.outputs() };
+            list.iter().map(|o| o.name().to_string()).collect()
+        };
+        let need = |problems: &mut Vec<String>,
+                    s: &Session,
+                    file: &str,
+                    inputs: bool,
+                    wanted: Vec<String>| {
+            let have = names(s, inputs);
+            for n in wanted {
+                if !have.contains(&n) {
+                    problems.push(format!(
+                        "{file} lacks {} `{n}`",
                         if inputs { "input" } else { "output" }
                     ));
                 }
             }
         };
         need(
+            &mut problems,
             &self.encoder,
             ENCODER_FILE,
             true,
             vec!["input_features".into()],
         );
         need(
+            &mut problems,
             &self.encoder,
             ENCODER_FILE,
             false,
             vec!["last_hidden_state".into()],
         );
+        let kv = |prefix: &str, kind: &str| -> Vec<String> {
+            (0..self.n_layers)
+                .flat_map(|l| ["key", "value"].map(|x| format!("{prefix}.{l}.{kind}.{x}")))
+                .collect()
+        };
+        let mut first_out = vec!["logits".to_string()];
+        first_out.extend(kv("present", "decoder"));
         need(
+            &mut problems,
             &self.decoder,
-            DECODER_FILE,
+            self.decoder_file,
             true,
             vec!["input_ids".into(), "encoder_hidden_states".into()],
         );
-        let mut present = vec!["logits".to_string()];
-        let mut past = vec!["input_ids".to_string()];
-        let mut present_past = vec!["logits".to_string()];
-        for l in 0..self.n_layers {
-            for kind in ["decoder", "encoder"] {
-                for kv in ["key", "value"] {
-                    present.push(format!("present.{l}.{kind}.{kv}"));
-                    past.push(format!("past_key_values.{l}.{kind}.{kv}"));
+        need(
+            &mut problems,
+            &self.decoder,
+            self.decoder_file,
+            false,
+            first_out.clone(),
+        );
+        let (step, step_file) = match &self.decoder_with_past {
+            Some(s) => (s, DECODER_PAST_FILE),
+            None => (&self.decoder, self.decoder_file),
+        };
+        let mut step_in = vec!["input_ids".to_string()];
+        step_in.extend(kv("past_key_values", "decoder"));
+        need(&mut problems, step, step_file, true, step_in);
+        need(&mut problems, step, step_file, false, first_out);
+        let cross_source =
+            self.step_io.encoder_states || (self.step_io.past_cross && self.first_io.present_cross);
+        if !cross_source {
+            problems.push(format!(
+                "{step_file} has neither `encoder_hidden_states` nor cross-attention past keys/values fed from {}",
+                self.decoder_file
+            ));
+        }
+        if self.step_io.past_cross {
+            if self.decoder_with_past.is_some() || self.first_io.present_cross {
+                need(
+                    &mut problems,
+                    &self.decoder,
+                    self.decoder_file,
+                    false,
+                    kv("present", "encoder"),
+                );
+            }
+            need(
+                &mut problems,
+                step,
+                step_file,
+                true,
+                kv("past_key_values", "encoder"),
+            );
+        }
+        for (s, file) in [(&self.decoder, self.decoder_file), (step, step_file)] {
+            for n in names(s, true) {
+                let known = n == "input_ids"
+                    || n == "encoder_hidden_states"
+                    || n == "use_cache_branch"
+                    || n.starts_with("past_key_values.");
+                if !known {
+                    problems.push(format!(
+                        "{file} has input `{n}` that quantbench does not know how to feed"
+                    ));
                 }
             }
-            present_past.push(format!("present.{l}.decoder.key"));
-            present_past.push(format!("present.{l}.decoder.value"));
         }
-        need(&self.decoder, DECODER_FILE, false, present);
-        need(&self.decoder_with_past, DECODER_PAST_FILE, true, past);
-        need(
-            &self.decoder_with_past,
-            DECODER_PAST_FILE,
-            false,
-            present_past,
-        );
         if self.n_layers == 0 {
-            missing.push(format!("{DECODER_FILE} outputs `present.N.decoder.key`"));
+            problems.push(format!(
+                "{} has no `present.N.decoder.key` outputs",
+                self.decoder_file
+            ));
         }
-        if missing.is_empty() {
+        problems.dedup();
+        if problems.is_empty() {
             Ok(())
         } else {
-            Err(folder_err(
-                &self.dir,
-                format!("graphs lack {}", missing.join(", ")),
-            ))
+            Err(folder_err(&self.dir, problems.join("; ")))
         }
     }
+}
+
+/// (heads, head size) of the decoder's self-attention cache: from a past input's static shape when it
+/// has one, else from config.json.
+fn cache_shape(decoder: &Session, config: &WhisperConfig) -> (usize, usize) {
+    let from_graph = decoder
+        .inputs()
+        .iter()
+        .chain(decoder.outputs())
+        .filter(|o| o.name().ends_with(".decoder.key"))
+        .find_map(|o| match o.dtype() {
+            ort::value::ValueType::Tensor { shape, .. }
+                if shape.len() == 4 && shape[1] > 0 && shape[3] > 0 =>
+            {
+                Some((shape[1] as usize, shape[3] as usize))
+            }
+            _ => None,
+        });
+    from_graph.unwrap_or((
+        config.decoder_heads,
+        config.d_model / config.decoder_heads.max(1),
+    ))
 }
