@@ -7,4 +7,4 @@ mod run;
 
 pub use environment::environment;
 pub use events::{Event, Stage};
-pub use run::{dataset_sha256, evaluate, measure_latency, open_whisper, run_experiment, Context};
+pub use run::{dataset_sha256, evaluate, open_whisper, run_experiment, Context};

@@ -251,21 +251,6 @@ fn measure(
     Ok((latency, first))
 }
 
-/// Latency series only (for callers that already have accuracy).
-pub fn measure_latency(
-    pipeline: &mut Pipeline,
-    model: &str,
-    manifest_path: &Path,
-    limit: usize,
-    cfg: &MeasureConfig,
-    threads: usize,
-    sink: &mut dyn FnMut(Event),
-) -> Result<LatencyResult> {
-    let items = load_items(manifest_path, limit)?;
-    let clips = decode_all(&items)?;
-    Ok(measure(pipeline, model, &items, &clips, cfg, threads, sink)?.0)
-}
-
 /// sha256 over the manifest and, in order, every audio file it names.
 pub fn dataset_sha256(manifest_path: &Path, items: &[manifest::SpeechItem]) -> Result<String> {
     let mut lines = vec![crate::fsutil::sha256_file(manifest_path)

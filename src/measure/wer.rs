@@ -17,8 +17,7 @@ impl EditCounts {
         self.substitutions + self.deletions + self.insertions
     }
 
-    /// errors / reference length; an empty reference with a non-empty hypothesis counts as rate 1 per
-    /// inserted unit over max(1, ref_len)… jiwer raises there, we report errors / max(ref_len, 1).
+    /// errors / reference units. jiwer refuses an empty reference; here it divides by 1 instead.
     pub fn rate(&self) -> f64 {
         self.errors() as f64 / self.reference_len.max(1) as f64
     }

@@ -18,8 +18,6 @@ pub enum RuntimeError {
     Asset(#[from] crate::assets::AssetError),
     #[error("{path}: ONNX Runtime cannot load this model: {what}")]
     Session { path: PathBuf, what: String },
-    #[error("ONNX Runtime was already initialised from {0}")]
-    AlreadyInitialised(PathBuf),
 }
 
 #[derive(Debug, Clone)]

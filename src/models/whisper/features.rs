@@ -91,19 +91,10 @@ impl MelExtractor {
     pub fn compute(&self, samples: &[f32]) -> LogMel {
         let pad = N_FFT / 2;
         let padded_len = samples.len() + HOP;
-        // Reflect-padded signal (numpy "reflect": the edge sample is not repeated).
         let total = padded_len + 2 * pad;
-        let at = |i: usize| -> f32 {
-            if i < padded_len {
-                if i < samples.len() {
-                    samples[i]
-                } else {
-                    0.0
-                }
-            } else {
-                0.0
-            }
-        };
+        // The clip followed by HOP zeros.
+        let at = |i: usize| -> f32 { samples.get(i).copied().unwrap_or(0.0) };
+        // numpy's "reflect" (edge sample not repeated), periodic when the pad exceeds the signal.
         let reflect = |j: isize| -> f32 {
             let n = padded_len as isize;
             if n <= 1 {
