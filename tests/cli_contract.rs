@@ -17,7 +17,10 @@ fn run_ok(args: &[&str]) -> (String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     );
-    assert!(out.status.success(), "{args:?} failed\nstdout: {so}\nstderr: {se}");
+    assert!(
+        out.status.success(),
+        "{args:?} failed\nstdout: {so}\nstderr: {se}"
+    );
     (so, se)
 }
 
@@ -51,14 +54,18 @@ fn eval_json_has_the_documented_fields() {
     assert!(out.contains("WER"), "{out}");
     // stdout is a pipe here: progress must come as plain lines on stderr, no carriage returns.
     assert!(!err.contains('\r') && err.contains("evaluate 3/3"), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(v["n"], 3);
     for k in ["wer", "cer"] {
         let x = v[k].as_f64().unwrap();
         assert!((0.0..1.0).contains(&x), "{k} = {x}");
     }
     for k in ["median", "mean", "min", "max", "stddev"] {
-        assert!(v["latency_ms"][k].as_f64().unwrap() >= 0.0, "latency_ms.{k}");
+        assert!(
+            v["latency_ms"][k].as_f64().unwrap() >= 0.0,
+            "latency_ms.{k}"
+        );
     }
     let items = v["items"].as_array().unwrap();
     assert_eq!(items.len(), 3);
@@ -69,8 +76,14 @@ fn eval_json_has_the_documented_fields() {
         assert!(it["latency_ms"].as_f64().unwrap() > 0.0);
     }
     // WER is total word edits over total reference words of the same items.
-    let edits: u64 = items.iter().map(|i| i["word_errors"].as_u64().unwrap()).sum();
-    let words: u64 = items.iter().map(|i| i["reference_words"].as_u64().unwrap()).sum();
+    let edits: u64 = items
+        .iter()
+        .map(|i| i["word_errors"].as_u64().unwrap())
+        .sum();
+    let words: u64 = items
+        .iter()
+        .map(|i| i["reference_words"].as_u64().unwrap())
+        .sum();
     assert!((v["wer"].as_f64().unwrap() - edits as f64 / words as f64).abs() < 1e-12);
 }
 
@@ -89,15 +102,29 @@ fn report_writes_markdown_and_json_with_the_environment() {
     )
     .unwrap();
     let out_dir = dir.path().join("reports");
-    let (out, _) = run_ok(&["report", "--config", &cfg.display().to_string(), "--out", &out_dir.display().to_string()]);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&out_dir).unwrap().flatten().map(|e| e.path()).collect();
+    let (out, _) = run_ok(&[
+        "report",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out_dir.display().to_string(),
+    ]);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     files.sort();
     assert_eq!(files.len(), 2, "{files:?}");
     let (json_path, md_path) = (&files[0], &files[1]);
-    assert!(json_path.to_string_lossy().ends_with("-small.json") && md_path.to_string_lossy().ends_with("-small.md"));
+    assert!(
+        json_path.to_string_lossy().ends_with("-small.json")
+            && md_path.to_string_lossy().ends_with("-small.md")
+    );
     assert!(out.contains(&*md_path.to_string_lossy()));
 
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(json_path).unwrap()).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json_path).unwrap()).unwrap();
     let env = &v["environment"];
     assert_eq!(env["threads"], 1);
     assert_eq!(env["ort_version"], "1.31.1");
@@ -105,7 +132,10 @@ fn report_writes_markdown_and_json_with_the_environment() {
     assert!(env["git_commit"].is_string() && env["quantbench_version"].is_string());
     let m = &v["models"][0];
     assert_eq!(m["model"], "whisper-tiny.en");
-    assert_eq!(m["source_sha256"], "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a");
+    assert_eq!(
+        m["source_sha256"],
+        "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
+    );
     assert_eq!(m["dataset_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(m["accuracy"]["n"], 2);
     assert_eq!(m["latency"]["encoder_ms"]["runs"], 2);
@@ -116,7 +146,10 @@ fn report_writes_markdown_and_json_with_the_environment() {
     let md = std::fs::read_to_string(md_path).unwrap();
     let wer = format!("{:.2} %", m["accuracy"]["wer"].as_f64().unwrap() * 100.0);
     assert!(md.contains(&format!("| WER | {wer} |")), "{md}");
-    let enc = format!("{:.2}", m["latency"]["encoder_ms"]["median"].as_f64().unwrap());
+    let enc = format!(
+        "{:.2}",
+        m["latency"]["encoder_ms"]["median"].as_f64().unwrap()
+    );
     assert!(md.contains(&enc), "{md}");
 }
 
@@ -129,8 +162,17 @@ fn convert_is_deterministic_and_its_output_is_a_model_folder() {
     let ct2 = asset.join("ct2").display().to_string();
     run_ok(&["convert", &ct2, &a.display().to_string()]);
     run_ok(&["convert", &ct2, &b.display().to_string()]);
-    for f in ["encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx", "config.json"] {
-        assert_eq!(std::fs::read(a.join(f)).unwrap(), std::fs::read(b.join(f)).unwrap(), "{f} differs");
+    for f in [
+        "encoder_model.onnx",
+        "decoder_model.onnx",
+        "decoder_with_past_model.onnx",
+        "config.json",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
     }
     let clip = "datasets/speech-en/librivox/sense_and_sensibility_01_austen_64kb-0880.wav";
     let (out, _) = run_ok(&["transcribe", "--model", &a.display().to_string(), clip]);
