@@ -34,6 +34,9 @@ pub enum Command {
     Transcribe {
         #[arg(long)]
         model: String,
+        /// fp32, or a recipe whose INT8 folder is used (made on first use)
+        #[arg(long, default_value = "fp32")]
+        variant: String,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -41,6 +44,9 @@ pub enum Command {
     Eval {
         #[arg(long)]
         model: String,
+        /// fp32, or a recipe whose INT8 folder is used (made on first use)
+        #[arg(long, default_value = "fp32")]
+        variant: String,
         #[arg(long)]
         manifest: PathBuf,
         /// Only the first N items
@@ -49,6 +55,20 @@ pub enum Command {
         /// Write the per-item and total results here as JSON
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Quantize a model to INT8; writes the model folder (same layout) and quantization.json
+    Quantize {
+        #[arg(long)]
+        model: String,
+        /// dynamic (static and weights are not implemented yet)
+        #[arg(long)]
+        recipe: String,
+        /// Output folder (default: the cache, where `--variant RECIPE` finds it)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Replace an existing output folder
+        #[arg(long)]
+        force: bool,
     },
     /// Run an experiment file and write a markdown + JSON report
     Report {

@@ -66,6 +66,22 @@ pub struct ModelEntry {
     /// Use only the first N items (0 = all).
     #[serde(default)]
     pub limit: usize,
+    /// Variants to compare: "fp32" and recipe names (e.g. "dynamic"); default just "fp32".
+    #[serde(default)]
+    pub variants: Vec<String>,
+}
+
+impl ModelEntry {
+    /// The variants to run, FP32 first (the baseline every other row is compared with).
+    pub fn variants(&self) -> Vec<String> {
+        let mut v = vec![crate::engine::BASELINE.to_string()];
+        for x in &self.variants {
+            if !v.contains(x) {
+                v.push(x.clone());
+            }
+        }
+        v
+    }
 }
 
 impl Experiment {

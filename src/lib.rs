@@ -11,6 +11,7 @@ pub mod fsutil;
 pub mod measure;
 pub mod models;
 pub mod onnx;
+pub mod quant;
 pub mod report;
 pub mod results;
 pub mod runtime;

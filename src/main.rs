@@ -116,14 +116,19 @@ fn run(cli: Cli) -> Result<()> {
             quantbench::models::whisper::export::convert(ct2_dir, out_dir)?;
             println!("{}", out_dir.display());
         }
-        Command::Transcribe { model, files } => {
+        Command::Transcribe {
+            model,
+            variant,
+            files,
+        } => {
             let ctx = context(&cli, None, None);
             // The model opens after the first file decodes, so a bad input fails fast.
             let mut pipeline = None;
             for f in files {
                 let audio = quantbench::data::audio::load_16k(f)?;
                 if pipeline.is_none() {
-                    pipeline = Some(engine::open_whisper(model, &ctx, &mut sink)?.0);
+                    pipeline =
+                        Some(engine::open_variant(model, variant, &ctx, &mut sink)?.pipeline);
                 }
                 let p = pipeline.as_mut().expect("opened above");
                 let t = p
@@ -134,6 +139,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Eval {
             model,
+            variant,
             manifest,
             limit,
             json,
@@ -141,12 +147,17 @@ fn run(cli: Cli) -> Result<()> {
             let ctx = context(&cli, None, None);
             // Validate the manifest before any model work.
             quantbench::data::manifest::load_speech(manifest)?;
-            let (mut pipeline, resolved) = engine::open_whisper(model, &ctx, &mut sink)?;
-            let result =
-                engine::evaluate(&mut pipeline, &resolved.name, manifest, *limit, &mut sink)?;
+            let mut opened = engine::open_variant(model, variant, &ctx, &mut sink)?;
+            let (name, variant) = (opened.model.name.clone(), opened.variant.clone());
+            let result = engine::evaluate(
+                &mut opened.pipeline,
+                (&name, &variant),
+                manifest,
+                *limit,
+                &mut sink,
+            )?;
             println!(
-                "{}: WER {:.2} %  CER {:.2} %  n {}  latency median {:.1} ms",
-                resolved.name,
+                "{name} {variant}: WER {:.2} %  CER {:.2} %  n {}  latency median {:.1} ms",
                 result.wer * 100.0,
                 result.cer * 100.0,
                 result.n,
@@ -157,6 +168,25 @@ fn run(cli: Cli) -> Result<()> {
                 quantbench::fsutil::write_atomic(path, text.as_bytes())
                     .with_context(|| format!("{}: cannot write", path.display()))?;
             }
+        }
+        Command::Quantize {
+            model,
+            recipe,
+            out,
+            force,
+        } => {
+            let recipe = quantbench::quant::Recipe::parse(recipe)?;
+            let ctx = context(&cli, None, None);
+            let (dir, summary) =
+                engine::quantize(model, recipe, out.as_deref(), *force, &ctx, &mut sink)?;
+            for p in &summary.parts {
+                let (q, t) = p
+                    .ops
+                    .values()
+                    .fold((0, 0), |(q, t), c| (q + c.quantized, t + c.total));
+                println!("{}: {q} of {t} ops quantized", p.file);
+            }
+            println!("{}", dir.display());
         }
         Command::Report { config, out } => {
             let exp = Experiment::load(config)?;

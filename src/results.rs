@@ -20,6 +20,7 @@ pub struct ItemResult {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalResult {
     pub model: String,
+    pub variant: String,
     pub manifest: String,
     pub n: usize,
     pub wer: f64,
@@ -61,6 +62,22 @@ pub struct ModelResult {
     pub parts: Vec<PartSize>,
     pub accuracy: EvalResult,
     pub latency: LatencyResult,
+    /// The recipe's sidecar, for quantized variants.
+    pub quantization: Option<crate::quant::QuantSummary>,
+    /// Against the FP32 row of the same model, measured in the same interleaved runs.
+    pub vs_fp32: Option<Comparison>,
+}
+
+/// A variant against FP32. Speedups are medians of per-pair ratios (FP32 time / variant time).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Comparison {
+    pub encoder_speedup: f64,
+    pub decoder_step_speedup: f64,
+    pub end_to_end_speedup: f64,
+    /// WER(variant) − WER(FP32) in percentage points: the drop of (1 − WER).
+    pub wer_drop_points: f64,
+    /// Bytes of the variant's graphs / bytes of FP32's.
+    pub size_ratio: f64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -4,7 +4,9 @@
 mod environment;
 mod events;
 mod run;
+mod variants;
 
 pub use environment::environment;
 pub use events::{Event, Stage};
-pub use run::{dataset_sha256, evaluate, open_whisper, run_experiment, Context};
+pub use run::{dataset_sha256, evaluate, run_experiment, Context};
+pub use variants::{open_variant, quantize, Opened, BASELINE};

@@ -3,6 +3,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
+use super::variants::{open_variant, Opened, BASELINE};
 use super::{Event, Stage};
 use crate::assets::Cache;
 use crate::config::{Experiment, MeasureConfig};
@@ -10,11 +11,9 @@ use crate::data::{audio, manifest};
 use crate::measure::normalizer::normalize;
 use crate::measure::stats::Summary;
 use crate::measure::wer::{char_counts, word_counts, EditCounts};
-use crate::models::whisper::features::WINDOW_FRAMES;
-use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
-use crate::models::{resolve, ResolvedModel};
+use crate::models::whisper::Pipeline;
 use crate::results::{
-    EvalResult, ExperimentResult, ItemResult, LatencyResult, ModelResult, PartSize,
+    Comparison, EvalResult, ExperimentResult, ItemResult, LatencyResult, ModelResult, PartSize,
 };
 
 /// Where assets live, which ONNX Runtime to load, how many threads sessions use.
@@ -36,94 +35,12 @@ impl Context {
     }
 }
 
-/// Resolves (fetching and converting on first use) and opens a Whisper model.
-pub fn open_whisper(
-    spec: &str,
-    ctx: &Context,
-    sink: &mut dyn FnMut(Event),
-) -> Result<(Pipeline, ResolvedModel)> {
-    ctx.init_runtime(sink)?;
-    let resolved = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
-    sink(Event::Progress {
-        model: resolved.name.clone(),
-        stage: Stage::Load,
-        done: 0,
-        total: 1,
-    });
-    let model = WhisperModel::open(&resolved.onnx_dir, ctx.threads)?;
-    Ok((Pipeline::new(model, DecodeOptions::default()), resolved))
-}
-
 fn load_items(manifest_path: &Path, limit: usize) -> Result<Vec<manifest::SpeechItem>> {
     let mut items = manifest::load_speech(manifest_path)?;
     if limit > 0 {
         items.truncate(limit);
     }
     Ok(items)
-}
-
-struct Pass {
-    items: Vec<ItemResult>,
-    words: EditCounts,
-    chars: EditCounts,
-    total: Duration,
-    in_ort: Duration,
-}
-
-/// Transcribes every item once; audio is decoded up front so latency covers the transcription only.
-fn transcribe_pass(
-    pipeline: &mut Pipeline,
-    items: &[manifest::SpeechItem],
-    clips: &[audio::Audio],
-    model: &str,
-    stage: Stage,
-    sink: &mut dyn FnMut(Event),
-) -> Result<Pass> {
-    let mut pass = Pass {
-        items: Vec::with_capacity(items.len()),
-        words: EditCounts::default(),
-        chars: EditCounts::default(),
-        total: Duration::ZERO,
-        in_ort: Duration::ZERO,
-    };
-    for (i, (item, clip)) in items.iter().zip(clips).enumerate() {
-        let t = pipeline
-            .transcribe(&clip.samples)
-            .with_context(|| item.audio.display().to_string())?;
-        let (r, h) = (normalize(&item.text), normalize(&t.text));
-        let wc = word_counts(&r, &h);
-        pass.words.add(&wc);
-        pass.chars.add(&char_counts(&r, &h));
-        pass.total += t.total;
-        pass.in_ort += t.in_ort;
-        let result = ItemResult {
-            audio: item.audio_rel.clone(),
-            reference: item.text.clone(),
-            hypothesis: t.text,
-            latency_ms: ms(t.total),
-            word_errors: wc.errors(),
-            reference_words: wc.reference_len,
-        };
-        if stage == Stage::Evaluate {
-            sink(Event::Item {
-                model: model.to_string(),
-                index: i,
-                item: result.clone(),
-            });
-        }
-        pass.items.push(result);
-        sink(Event::Progress {
-            model: model.to_string(),
-            stage,
-            done: i + 1,
-            total: items.len(),
-        });
-    }
-    Ok(pass)
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn decode_all(items: &[manifest::SpeechItem]) -> Result<Vec<audio::Audio>> {
@@ -133,122 +50,233 @@ fn decode_all(items: &[manifest::SpeechItem]) -> Result<Vec<audio::Audio>> {
         .collect()
 }
 
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Accuracy and timing of one pass over a dataset.
+#[derive(Default)]
+struct Pass {
+    items: Vec<ItemResult>,
+    words: EditCounts,
+    chars: EditCounts,
+    total: Duration,
+    in_ort: Duration,
+}
+
+impl Pass {
+    fn transcribe(
+        &mut self,
+        pipeline: &mut Pipeline,
+        item: &manifest::SpeechItem,
+        clip: &audio::Audio,
+    ) -> Result<&ItemResult> {
+        let t = pipeline
+            .transcribe(&clip.samples)
+            .with_context(|| item.audio.display().to_string())?;
+        let (r, h) = (normalize(&item.text), normalize(&t.text));
+        let wc = word_counts(&r, &h);
+        self.words.add(&wc);
+        self.chars.add(&char_counts(&r, &h));
+        self.total += t.total;
+        self.in_ort += t.in_ort;
+        self.items.push(ItemResult {
+            audio: item.audio_rel.clone(),
+            reference: item.text.clone(),
+            hypothesis: t.text,
+            latency_ms: ms(t.total),
+            word_errors: wc.errors(),
+            reference_words: wc.reference_len,
+        });
+        Ok(self.items.last().expect("just pushed"))
+    }
+
+    fn eval_result(self, (model, variant): (&str, &str), manifest_path: &Path) -> EvalResult {
+        let lat: Vec<f64> = self.items.iter().map(|i| i.latency_ms).collect();
+        EvalResult {
+            model: model.to_string(),
+            variant: variant.to_string(),
+            manifest: manifest_path.display().to_string(),
+            n: self.items.len(),
+            wer: self.words.rate(),
+            cer: self.chars.rate(),
+            word_counts: self.words,
+            char_counts: self.chars,
+            latency_ms: Summary::of(&lat).expect("manifests are never empty"),
+            items: self.items,
+        }
+    }
+}
+
 /// WER/CER over a manifest plus per-item latency (one pass).
 pub fn evaluate(
     pipeline: &mut Pipeline,
-    model: &str,
+    (model, variant): (&str, &str),
     manifest_path: &Path,
     limit: usize,
     sink: &mut dyn FnMut(Event),
 ) -> Result<EvalResult> {
     let items = load_items(manifest_path, limit)?;
     let clips = decode_all(&items)?;
-    let pass = transcribe_pass(pipeline, &items, &clips, model, Stage::Evaluate, sink)?;
-    Ok(eval_result(model, manifest_path, pass))
-}
-
-fn eval_result(model: &str, manifest_path: &Path, pass: Pass) -> EvalResult {
-    let lat: Vec<f64> = pass.items.iter().map(|i| i.latency_ms).collect();
-    EvalResult {
-        model: model.to_string(),
-        manifest: manifest_path.display().to_string(),
-        n: pass.items.len(),
-        wer: pass.words.rate(),
-        cer: pass.chars.rate(),
-        word_counts: pass.words,
-        char_counts: pass.chars,
-        latency_ms: Summary::of(&lat).expect("manifests are never empty"),
-        items: pass.items,
-    }
-}
-
-fn series(
-    warmup: usize,
-    runs: usize,
-    model: &str,
-    stage: Stage,
-    sink: &mut dyn FnMut(Event),
-    mut f: impl FnMut() -> Result<()>,
-) -> Result<Summary> {
-    for _ in 0..warmup {
-        f()?;
-    }
-    let mut samples = Vec::with_capacity(runs);
-    for i in 0..runs {
-        let t = Instant::now();
-        f()?;
-        samples.push(ms(t.elapsed()));
+    let mut pass = Pass::default();
+    for (i, (item, clip)) in items.iter().zip(&clips).enumerate() {
+        let r = pass.transcribe(pipeline, item, clip)?.clone();
+        let label = format!("{model} {variant}");
+        sink(Event::Item {
+            model: label.clone(),
+            index: i,
+            item: r,
+        });
         sink(Event::Progress {
-            model: model.to_string(),
-            stage,
+            model: label,
+            stage: Stage::Evaluate,
             done: i + 1,
-            total: runs,
+            total: items.len(),
         });
     }
-    Ok(Summary::of(&samples).expect("runs >= 1"))
+    Ok(pass.eval_result((model, variant), manifest_path))
 }
 
-/// Encoder call and decoder step series on the first clip; end-to-end passes over all clips.
-/// Returns the latency result and the first end-to-end pass (which also gives the accuracy).
+/// One variant under measurement: its pipeline and the raw samples collected so far.
+struct Arm {
+    opened: Opened,
+    encoder: Vec<f64>,
+    step: Vec<f64>,
+    e2e: Vec<f64>,
+    first: Pass,
+    total: Duration,
+    in_ort: Duration,
+}
+
+impl Arm {
+    fn label(&self) -> String {
+        format!("{} {}", self.opened.model.name, self.opened.variant)
+    }
+}
+
+fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
+    let t = Instant::now();
+    f()?;
+    Ok(ms(t.elapsed()))
+}
+
+/// Encoder calls and decoder steps on the first clip, then end-to-end passes over every clip; every series
+/// alternates between the variants.
 fn measure(
-    pipeline: &mut Pipeline,
-    model: &str,
+    arms: &mut [Arm],
     items: &[manifest::SpeechItem],
     clips: &[audio::Audio],
     cfg: &MeasureConfig,
-    threads: usize,
     sink: &mut dyn FnMut(Event),
-) -> Result<(LatencyResult, Pass)> {
-    let window = pipeline.features(&clips[0].samples).window(0);
-    debug_assert_eq!(window.len() % WINDOW_FRAMES, 0);
+) -> Result<()> {
+    let window = arms[0]
+        .opened
+        .pipeline
+        .features(&clips[0].samples)
+        .window(0);
     let mut scratch = Duration::ZERO;
-    let encoder_ms = series(
-        cfg.warmup,
-        cfg.runs,
-        model,
-        Stage::MeasureEncoder,
-        sink,
-        || {
-            pipeline.encode(&window, &mut scratch)?;
-            Ok(())
-        },
-    )?;
-    let (state, token) = pipeline.step_state(&window, cfg.decoder_cache_len)?;
-    let decoder_step_ms = series(
-        cfg.warmup,
-        cfg.runs,
-        model,
-        Stage::MeasureDecoderStep,
-        sink,
-        || {
-            pipeline.bench_step(&state, token, &mut scratch)?;
-            Ok(())
-        },
-    )?;
-    drop(state);
-
-    // Warm the whole path once, then time every utterance in every pass.
-    pipeline.transcribe(&clips[0].samples)?;
-    let first = transcribe_pass(pipeline, items, clips, model, Stage::Evaluate, sink)?;
-    let mut e2e: Vec<f64> = first.items.iter().map(|i| i.latency_ms).collect();
-    let (mut total, mut in_ort) = (first.total, first.in_ort);
-    for _ in 1..cfg.e2e_passes {
-        let p = transcribe_pass(pipeline, items, clips, model, Stage::MeasureEndToEnd, sink)?;
-        e2e.extend(p.items.iter().map(|i| i.latency_ms));
-        total += p.total;
-        in_ort += p.in_ort;
+    // Every series alternates between the variants (A B A B …) so drift of a shared machine hits all alike.
+    for _ in 0..cfg.warmup {
+        for arm in arms.iter_mut() {
+            arm.opened.pipeline.encode(&window, &mut scratch)?;
+        }
     }
-    let latency = LatencyResult {
-        threads,
-        warmup: cfg.warmup,
-        encoder_ms,
-        decoder_step_ms,
-        decoder_cache_len: cfg.decoder_cache_len,
-        end_to_end_ms: Summary::of(&e2e).expect("items >= 1"),
-        e2e_passes: cfg.e2e_passes,
-        outside_ort_share: 1.0 - in_ort.as_secs_f64() / total.as_secs_f64().max(1e-12),
-    };
-    Ok((latency, first))
+    for r in 0..cfg.runs {
+        for arm in arms.iter_mut() {
+            let t = timed(|| {
+                arm.opened.pipeline.encode(&window, &mut scratch)?;
+                Ok(())
+            })?;
+            arm.encoder.push(t);
+        }
+        progress(arms, Stage::MeasureEncoder, r + 1, cfg.runs, sink);
+    }
+
+    let mut states = Vec::new();
+    for arm in arms.iter_mut() {
+        states.push(
+            arm.opened
+                .pipeline
+                .step_state(&window, cfg.decoder_cache_len)?,
+        );
+    }
+    for r in 0..(cfg.warmup + cfg.runs) {
+        for (arm, (state, token)) in arms.iter_mut().zip(&states) {
+            let t = timed(|| {
+                arm.opened
+                    .pipeline
+                    .bench_step(state, *token, &mut scratch)?;
+                Ok(())
+            })?;
+            if r >= cfg.warmup {
+                arm.step.push(t);
+            }
+        }
+        if r >= cfg.warmup {
+            progress(
+                arms,
+                Stage::MeasureDecoderStep,
+                r + 1 - cfg.warmup,
+                cfg.runs,
+                sink,
+            );
+        }
+    }
+    drop(states);
+
+    for arm in arms.iter_mut() {
+        arm.opened.pipeline.transcribe(&clips[0].samples)?; // warm the whole path once
+    }
+    for pass in 0..cfg.e2e_passes {
+        let stage = if pass == 0 {
+            Stage::Evaluate
+        } else {
+            Stage::MeasureEndToEnd
+        };
+        for (i, (item, clip)) in items.iter().zip(clips).enumerate() {
+            for arm in arms.iter_mut() {
+                let mut p = Pass::default();
+                let r = p.transcribe(&mut arm.opened.pipeline, item, clip)?.clone();
+                arm.e2e.push(r.latency_ms);
+                arm.total += p.total;
+                arm.in_ort += p.in_ort;
+                if pass == 0 {
+                    sink(Event::Item {
+                        model: arm.label(),
+                        index: i,
+                        item: r,
+                    });
+                    arm.first.words.add(&p.words);
+                    arm.first.chars.add(&p.chars);
+                    arm.first.total += p.total;
+                    arm.first.in_ort += p.in_ort;
+                    arm.first.items.extend(p.items);
+                }
+            }
+            progress(arms, stage, i + 1, items.len(), sink);
+        }
+    }
+    Ok(())
+}
+
+fn progress(arms: &[Arm], stage: Stage, done: usize, total: usize, sink: &mut dyn FnMut(Event)) {
+    let label = arms
+        .iter()
+        .map(|a| a.opened.variant.as_str())
+        .collect::<Vec<_>>()
+        .join("/");
+    sink(Event::Progress {
+        model: format!("{} {label}", arms[0].opened.model.name),
+        stage,
+        done,
+        total,
+    });
+}
+
+/// Median of the per-pair ratios baseline / variant (pairs = same run index, same utterance and pass).
+fn paired_speedup(baseline: &[f64], variant: &[f64]) -> f64 {
+    let ratios: Vec<f64> = baseline.iter().zip(variant).map(|(b, v)| b / v).collect();
+    Summary::of(&ratios).map_or(f64::NAN, |s| s.median)
 }
 
 /// sha256 over the manifest and, in order, every audio file it names.
@@ -292,28 +320,69 @@ pub fn run_experiment(
     for entry in &exp.models {
         let items = load_items(&entry.dataset, entry.limit)?;
         let clips = decode_all(&items)?;
-        let (mut pipeline, resolved) = open_whisper(&entry.model, ctx, sink)?;
-        let (latency, first) = measure(
-            &mut pipeline,
-            &resolved.name,
-            &items,
-            &clips,
-            &exp.measure,
-            ctx.threads,
-            sink,
-        )?;
-        let result = ModelResult {
-            model: resolved.name.clone(),
-            variant: "fp32".into(),
-            source_sha256: resolved.source_sha256.clone(),
-            dataset: entry.dataset.display().to_string(),
-            dataset_sha256: dataset_sha256(&entry.dataset, &items)?,
-            parts: part_sizes(&resolved.onnx_dir)?,
-            accuracy: eval_result(&resolved.name, &entry.dataset, first),
-            latency,
-        };
-        sink(Event::ModelDone(Box::new(result.clone())));
-        models.push(result);
+        let dataset_sha256 = dataset_sha256(&entry.dataset, &items)?;
+        let mut arms = Vec::new();
+        for variant in entry.variants() {
+            arms.push(Arm {
+                opened: open_variant(&entry.model, &variant, ctx, sink)?,
+                encoder: Vec::new(),
+                step: Vec::new(),
+                e2e: Vec::new(),
+                first: Pass::default(),
+                total: Duration::ZERO,
+                in_ort: Duration::ZERO,
+            });
+        }
+        measure(&mut arms, &items, &clips, &exp.measure, sink)?;
+        let parts: Vec<Vec<PartSize>> = arms
+            .iter()
+            .map(|a| part_sizes(&a.opened.onnx_dir))
+            .collect::<Result<_>>()?;
+        let bytes = |p: &[PartSize]| p.iter().map(|x| x.bytes).sum::<u64>() as f64;
+        let baseline = arms.iter().position(|a| a.opened.variant == BASELINE);
+        let comparisons: Vec<Option<Comparison>> = (0..arms.len())
+            .map(|i| {
+                let b = baseline.filter(|&b| b != i)?;
+                let (base, arm) = (&arms[b], &arms[i]);
+                Some(Comparison {
+                    encoder_speedup: paired_speedup(&base.encoder, &arm.encoder),
+                    decoder_step_speedup: paired_speedup(&base.step, &arm.step),
+                    end_to_end_speedup: paired_speedup(&base.e2e, &arm.e2e),
+                    wer_drop_points: (arm.first.words.rate() - base.first.words.rate()) * 100.0,
+                    size_ratio: bytes(&parts[i]) / bytes(&parts[b]),
+                })
+            })
+            .collect();
+        for ((arm, parts), vs_fp32) in arms.into_iter().zip(parts).zip(comparisons) {
+            let latency = LatencyResult {
+                threads: ctx.threads,
+                warmup: exp.measure.warmup,
+                encoder_ms: Summary::of(&arm.encoder).expect("runs >= 1"),
+                decoder_step_ms: Summary::of(&arm.step).expect("runs >= 1"),
+                decoder_cache_len: exp.measure.decoder_cache_len,
+                end_to_end_ms: Summary::of(&arm.e2e).expect("items >= 1"),
+                e2e_passes: exp.measure.e2e_passes,
+                outside_ort_share: 1.0
+                    - arm.in_ort.as_secs_f64() / arm.total.as_secs_f64().max(1e-12),
+            };
+            let row = ModelResult {
+                model: arm.opened.model.name.clone(),
+                variant: arm.opened.variant.clone(),
+                source_sha256: arm.opened.model.source_sha256.clone(),
+                dataset: entry.dataset.display().to_string(),
+                dataset_sha256: dataset_sha256.clone(),
+                parts,
+                accuracy: arm.first.eval_result(
+                    (&arm.opened.model.name, &arm.opened.variant),
+                    &entry.dataset,
+                ),
+                latency,
+                quantization: arm.opened.quantization,
+                vs_fp32,
+            };
+            sink(Event::ModelDone(Box::new(row.clone())));
+            models.push(row);
+        }
     }
     Ok(ExperimentResult {
         name: exp.name.clone(),

@@ -21,6 +21,56 @@ fn stats_row(name: &str, s: &Summary) -> String {
     )
 }
 
+/// One row per variant of the same model and dataset, FP32 first, with speedups from interleaved runs.
+fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
+    let _ = writeln!(out, "## {}: FP32 vs INT8\n", rows[0].model);
+    out.push_str(
+        "| variant | size | compression | encoder median ms | × | decoder step median ms | × | \
+         end-to-end mean ms | × | WER | drop (pts) | MatMuls quantized |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        let bytes: u64 = r.parts.iter().map(|p| p.bytes).sum();
+        let l = &r.latency;
+        let x = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}×"));
+        let c = r.vs_fp32.as_ref();
+        let quantized = r.quantization.as_ref().map_or("—".to_string(), |q| {
+            let (a, b) = q
+                .parts
+                .iter()
+                .filter_map(|p| p.ops.get("MatMul"))
+                .fold((0, 0), |(a, b), c| (a + c.quantized, b + c.total));
+            format!("{a}/{b}")
+        });
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {:.1} | {} | {:.2} | {} | {:.1} | {} | {} | {} | {} |",
+            r.variant,
+            mb(bytes),
+            c.map_or("1.00".to_string(), |c| format!(
+                "{:.2} ({:.0} %)",
+                1.0 / c.size_ratio,
+                c.size_ratio * 100.0
+            )),
+            l.encoder_ms.median,
+            x(c.map(|c| c.encoder_speedup)),
+            l.decoder_step_ms.median,
+            x(c.map(|c| c.decoder_step_speedup)),
+            l.end_to_end_ms.mean,
+            x(c.map(|c| c.end_to_end_speedup)),
+            pct(r.accuracy.wer),
+            c.map_or("—".to_string(), |c| format!("{:+.2}", c.wer_drop_points)),
+            quantized,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nSpeedup = median over paired runs of FP32 time / variant time; the variants' runs alternate \
+         (A B A B …) with the same inputs and {} threads. Drop = WER(variant) − WER(FP32) in points.\n",
+        rows[0].latency.threads
+    );
+}
+
 fn model_section(out: &mut String, m: &ModelResult) {
     let a = &m.accuracy;
     let l = &m.latency;
@@ -146,8 +196,19 @@ impl Exporter for Markdown {
             let _ = writeln!(out, "| {k} | {v} |");
         }
         out.push('\n');
-        for m in &r.models {
-            model_section(&mut out, m);
+        let mut i = 0;
+        while i < r.models.len() {
+            let group: Vec<&ModelResult> = r.models[i..]
+                .iter()
+                .take_while(|m| m.model == r.models[i].model && m.dataset == r.models[i].dataset)
+                .collect();
+            if group.len() > 1 {
+                comparison_table(&mut out, &group);
+            }
+            for m in &group {
+                model_section(&mut out, m);
+            }
+            i += group.len();
         }
         out
     }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
 use quantbench::assets::Cache;
-use quantbench::engine::{open_whisper, Context};
+use quantbench::engine::{open_variant, Context};
 use quantbench::models::whisper::Pipeline;
 
 pub fn repo() -> PathBuf {
@@ -27,8 +27,8 @@ pub fn pipeline(name: &'static str) -> &'static Mutex<Pipeline> {
     static BASE: OnceLock<Mutex<Pipeline>> = OnceLock::new();
     let cell = if name == "whisper-base" { &BASE } else { &TINY };
     cell.get_or_init(|| {
-        let (p, _) = open_whisper(name, &context(), &mut |_| {}).expect("model opens");
-        Mutex::new(p)
+        let opened = open_variant(name, "fp32", &context(), &mut |_| {}).expect("model opens");
+        Mutex::new(opened.pipeline)
     })
 }
 

@@ -1,0 +1,158 @@
+//! Variants of a model: `fp32` (the converted or given folder) and one INT8 folder per recipe, made on first
+//! use in the cache (or by `quantbench quantize --out`), verified by running it before it is published.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{Context, Event, Stage};
+use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
+use crate::models::{resolve, ResolvedModel};
+use crate::quant::{quantize_folder, QuantSummary, Recipe, SIDECAR_FILE};
+
+/// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
+const QUANT_REVISION: u32 = 1;
+
+pub const BASELINE: &str = "fp32";
+
+/// Where the cache keeps `recipe`'s INT8 folder of a resolved FP32 model.
+fn cached_dir(ctx: &Context, fp32: &ResolvedModel, recipe: Recipe) -> PathBuf {
+    let folder = fp32
+        .onnx_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ctx.cache
+        .root
+        .join("quantized")
+        .join(format!("{}-{}", &fp32.source_sha256[..16], folder))
+        .join(format!("int8-{}-q{QUANT_REVISION}", recipe.name()))
+}
+
+/// One second of seeded low-level noise: enough to run every graph of the pipeline once.
+fn probe_audio() -> Vec<f32> {
+    let mut state = 0x2545_f491_u32;
+    (0..16_000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state as f32 / u32::MAX as f32 - 0.5) * 0.02
+        })
+        .collect()
+}
+
+/// Quantizes `spec` with `recipe` into `out` (or the cache). An existing `out` is refused unless `force`.
+pub fn quantize(
+    spec: &str,
+    recipe: Recipe,
+    out: Option<&Path>,
+    force: bool,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<(PathBuf, QuantSummary)> {
+    ctx.init_runtime(sink)?;
+    let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
+    let dst = match out {
+        Some(o) => o.to_path_buf(),
+        None => cached_dir(ctx, &fp32, recipe),
+    };
+    if dst.exists() && !force {
+        bail!(
+            "{}: already exists (pass --force to replace it)",
+            dst.display()
+        );
+    }
+    let summary = build(&fp32, recipe, &dst, ctx, sink)?;
+    Ok((dst, summary))
+}
+
+fn build(
+    fp32: &ResolvedModel,
+    recipe: Recipe,
+    dst: &Path,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<QuantSummary> {
+    let parent = dst.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".quantize-")
+        .tempdir_in(parent)
+        .with_context(|| parent.display().to_string())?;
+    let files = crate::models::whisper::model::graph_files(&fp32.onnx_dir);
+    let summary = quantize_folder(&fp32.onnx_dir, tmp.path(), &files, recipe, &mut |m| {
+        sink(Event::Note(m.to_string()))
+    })?;
+    sink(Event::Note(format!(
+        "quantize {}: checking the INT8 model runs ...",
+        fp32.name
+    )));
+    let model =
+        WhisperModel::open(tmp.path(), ctx.threads).context("the quantized model does not load")?;
+    Pipeline::new(model, DecodeOptions::default())
+        .transcribe(&probe_audio())
+        .context("the quantized model does not run")?;
+    if dst.exists() {
+        std::fs::remove_dir_all(dst).with_context(|| dst.display().to_string())?;
+    }
+    std::fs::rename(tmp.keep(), dst).with_context(|| dst.display().to_string())?;
+    Ok(summary)
+}
+
+/// A model opened in one variant, with what it is.
+pub struct Opened {
+    pub pipeline: Pipeline,
+    pub model: ResolvedModel,
+    pub variant: String,
+    pub onnx_dir: PathBuf,
+    pub quantization: Option<QuantSummary>,
+}
+
+/// Resolves `spec` and opens it as `variant` (`fp32` or a recipe name), quantizing on first use.
+pub fn open_variant(
+    spec: &str,
+    variant: &str,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<Opened> {
+    ctx.init_runtime(sink)?;
+    let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
+    let (dir, quantization, variant) = if variant == BASELINE {
+        // A folder given by path may itself be a quantized one: label it by its sidecar.
+        let sidecar = fp32.onnx_dir.join(SIDECAR_FILE);
+        let summary: Option<QuantSummary> = match std::fs::read_to_string(&sidecar) {
+            Ok(text) => {
+                Some(serde_json::from_str(&text).with_context(|| sidecar.display().to_string())?)
+            }
+            Err(_) => None,
+        };
+        let label = summary.as_ref().map_or(BASELINE, |s| s.recipe.name());
+        (fp32.onnx_dir.clone(), summary, label.to_string())
+    } else {
+        let recipe = Recipe::parse(variant)?;
+        let dir = cached_dir(ctx, &fp32, recipe);
+        let sidecar = dir.join(SIDECAR_FILE);
+        let summary = match std::fs::read_to_string(&sidecar) {
+            Ok(text) => {
+                serde_json::from_str(&text).with_context(|| sidecar.display().to_string())?
+            }
+            Err(_) => build(&fp32, recipe, &dir, ctx, sink)?,
+        };
+        (dir, Some(summary), variant.to_string())
+    };
+    sink(Event::Progress {
+        model: format!("{} {variant}", fp32.name),
+        stage: Stage::Load,
+        done: 0,
+        total: 1,
+    });
+    let model = WhisperModel::open(&dir, ctx.threads)?;
+    Ok(Opened {
+        pipeline: Pipeline::new(model, DecodeOptions::default()),
+        model: fp32,
+        variant,
+        onnx_dir: dir,
+        quantization,
+    })
+}

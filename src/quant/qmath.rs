@@ -1,0 +1,78 @@
+//! Quantize / dequantize arithmetic (ONNX QuantizeLinear semantics: q = saturate(round_half_even(x / s) + zp)).
+
+/// Symmetric signed int8 with scale per output column of a [K, N] row-major weight: s_n = max|w_kn| / 127,
+/// zero point 0. An all-zero column gets scale 1 (any scale reproduces it exactly).
+pub fn quantize_per_column_i8(w: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f32>) {
+    debug_assert_eq!(w.len(), k * n);
+    let mut max = vec![0f32; n];
+    for row in w.chunks_exact(n) {
+        for (m, &v) in max.iter_mut().zip(row) {
+            *m = m.max(v.abs());
+        }
+    }
+    let scales: Vec<f32> = max
+        .iter()
+        .map(|&m| if m > 0.0 { m / 127.0 } else { 1.0 })
+        .collect();
+    let q = w
+        .chunks_exact(n)
+        .flat_map(|row| row.iter().zip(&scales).map(|(&v, &s)| quantize_i8(v, s, 0)))
+        .collect();
+    (q, scales)
+}
+
+/// ONNX QuantizeLinear to int8: round half to even, then saturate.
+pub fn quantize_i8(x: f32, scale: f32, zero_point: i8) -> i8 {
+    let v = (x / scale).round_ties_even() + zero_point as f32;
+    v.clamp(-128.0, 127.0) as i8
+}
+
+pub fn dequantize_i8(q: i8, scale: f32, zero_point: i8) -> f32 {
+    (q as i32 - zero_point as i32) as f32 * scale
+}
+
+/// DynamicQuantizeLinear's parameters for a tensor (uint8, range always including 0):
+/// scale = (max − min) / 255, zero point = saturate(round(−min / scale)).
+pub fn dynamic_u8_params(x: &[f32]) -> (f32, u8) {
+    let (lo, hi) = x
+        .iter()
+        .fold((0f32, 0f32), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let scale = (hi - lo) / 255.0;
+    if scale == 0.0 {
+        return (0.0, 0);
+    }
+    let zp = (-lo / scale).round_ties_even().clamp(0.0, 255.0) as u8;
+    (scale, zp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hand_worked_quantization() {
+        // scale 0.1: 0.25 → 2.5 → ties to even → 2; 0.35 → 3.5 → 4; −20 saturates at −128.
+        assert_eq!(quantize_i8(0.25, 0.1, 0), 2);
+        assert_eq!(quantize_i8(0.35, 0.1, 0), 4);
+        assert_eq!(quantize_i8(-20.0, 0.1, 0), -128);
+        assert_eq!(quantize_i8(1.0, 0.1, 5), 15);
+        assert_eq!(dequantize_i8(15, 0.1, 5), 1.0);
+        // DynamicQuantizeLinear on [-1, 0, 2]: scale 3/255, zero point round(1 / (3/255)) = round(85) = 85.
+        let (s, zp) = dynamic_u8_params(&[-1.0, 0.0, 2.0]);
+        assert!((s - 3.0 / 255.0).abs() < 1e-9);
+        assert_eq!(zp, 85);
+    }
+
+    #[test]
+    fn per_column_scales_and_error_bound() {
+        // K = 2, N = 3: columns (1, -2), (0.5, 0.25), (0, 0)
+        let w = [1.0, 0.5, 0.0, -2.0, 0.25, 0.0];
+        let (q, s) = quantize_per_column_i8(&w, 2, 3);
+        assert_eq!(s, vec![2.0 / 127.0, 0.5 / 127.0, 1.0]);
+        assert_eq!(q, vec![64, 127, 0, -127, 64, 0]); // 1/(2/127) = 63.5 → 64 (ties to even)
+        for (i, &v) in w.iter().enumerate() {
+            let back = dequantize_i8(q[i], s[i % 3], 0);
+            assert!((back - v).abs() <= s[i % 3] / 2.0 + 1e-7, "{v} → {back}");
+        }
+    }
+}
