@@ -178,3 +178,48 @@ fn convert_is_deterministic_and_its_output_is_a_model_folder() {
     let (out, _) = run_ok(&["transcribe", "--model", &a.display().to_string(), clip]);
     assert!(out.contains("young man"), "{out}");
 }
+
+#[test]
+fn quantize_writes_a_verified_folder_with_its_sidecar() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tiny-int8");
+    let (stdout, _) = run_ok(&[
+        "quantize",
+        "--model",
+        "whisper-tiny.en",
+        "--recipe",
+        "dynamic",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(
+        stdout.contains("encoder_model.onnx: 24 of 147 ops quantized"),
+        "{stdout}"
+    );
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("quantization.json")).unwrap())
+            .unwrap();
+    assert_eq!(side["recipe"], "dynamic");
+    assert_eq!(side["parts"].as_array().unwrap().len(), 3);
+    let enc = &side["parts"][0];
+    assert_eq!(enc["file"], "encoder_model.onnx");
+    assert_eq!(enc["ops"]["MatMul"]["quantized"], 24);
+    assert!(side["parameters"]["weights"]
+        .as_str()
+        .unwrap()
+        .contains("per output channel"));
+    // The folder is a model: it transcribes, and --force replaces it.
+    let clip = "datasets/speech-en/librivox/sense_and_sensibility_01_austen_64kb-0930.wav";
+    let (t, _) = run_ok(&["transcribe", "--model", &out.display().to_string(), clip]);
+    assert!(t.to_lowercase().contains("amiable"), "{t}");
+    run_ok(&[
+        "quantize",
+        "--model",
+        "whisper-tiny.en",
+        "--recipe",
+        "dynamic",
+        "--out",
+        &out.display().to_string(),
+        "--force",
+    ]);
+}

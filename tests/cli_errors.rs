@@ -404,3 +404,45 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+#[test]
+fn quantize_refuses_bad_recipes_and_existing_output() {
+    let o = quantbench(
+        &["quantize", "--model", "whisper-tiny.en", "--recipe", "int4"],
+        &[],
+    );
+    expect_error(&o, &["unknown recipe `int4`"]);
+    let o = quantbench(
+        &[
+            "quantize",
+            "--model",
+            "whisper-tiny.en",
+            "--recipe",
+            "static",
+        ],
+        &[],
+    );
+    expect_error(&o, &["recipe `static` is not implemented yet"]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int8");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "precious").unwrap();
+    let o = quantbench(
+        &[
+            "quantize",
+            "--model",
+            "whisper-tiny.en",
+            "--recipe",
+            "dynamic",
+            "--out",
+            &out.display().to_string(),
+        ],
+        &[],
+    );
+    expect_error(&o, &["int8", "already exists", "--force"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep.txt")).unwrap(),
+        "precious"
+    );
+}

@@ -131,6 +131,7 @@ pub fn quantize_folder(
         what: e.to_string(),
     };
     let mut parts = Vec::new();
+    let mut rewritten = Vec::new();
     for file in graph_files {
         let path = src.join(file);
         progress(&format!("quantize {file}: {} ...", recipe.name()));
@@ -148,7 +149,7 @@ pub fn quantize_folder(
         let rewrite = match recipe {
             Recipe::Dynamic => dynamic::rewrite(&mut model, &|_| false)?,
         };
-        write_model(&model, &dst.join(file))?;
+        rewritten.push((file, model));
         parts.push(PartSummary {
             file: file.to_string(),
             ops: rewrite.ops,
@@ -162,6 +163,9 @@ pub fn quantize_folder(
         .sum();
     if quantized == 0 {
         return Err(QuantError::NothingToQuantize(src.to_path_buf()));
+    }
+    for (file, model) in &rewritten {
+        write_model(model, &dst.join(file))?;
     }
     for entry in std::fs::read_dir(src).map_err(|e| io(src, e))?.flatten() {
         let p = entry.path();
@@ -259,6 +263,27 @@ mod tests {
         let r = dynamic::rewrite(&mut m, &|n| n.output[0] == "y").unwrap();
         assert_eq!(r.ops["MatMul"].quantized, 1);
         assert_eq!(r.skipped.len(), 1);
+    }
+
+    #[test]
+    fn a_folder_with_nothing_to_quantize_writes_nothing() {
+        let mut g = GraphBuilder::new();
+        let x = g.input("x", DataType::Float, &[Dim::Fixed(4)]);
+        g.op_into("Relu", &[&x], vec![], &["y"]);
+        g.output("y", DataType::Float, &[Dim::Fixed(4)]);
+        let src = tempfile::tempdir().unwrap();
+        let dst = tempfile::tempdir().unwrap();
+        crate::onnx::write_model(&g.finish("relu", 17), &src.path().join("m.onnx")).unwrap();
+        let e = quantize_folder(
+            src.path(),
+            dst.path(),
+            &["m.onnx"],
+            Recipe::Dynamic,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(matches!(e, QuantError::NothingToQuantize(_)), "{e}");
+        assert_eq!(std::fs::read_dir(dst.path()).unwrap().count(), 0);
     }
 
     #[test]
