@@ -69,6 +69,22 @@ pub struct ModelEntry {
     /// Variants to compare: "fp32" and recipe names (e.g. "dynamic"); default just "fp32".
     #[serde(default)]
     pub variants: Vec<String>,
+    /// Limits every non-FP32 variant must meet; `quantbench report` exits with code 3 when one fails.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+}
+
+/// A release gate. Every limit is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Largest allowed WER increase over FP32, in percentage points (the drop of 1 − WER).
+    pub max_accuracy_drop_points: Option<f64>,
+    /// Smallest allowed (1 − WER_int8) / (1 − WER_fp32), as MLPerf's "99 % of FP32".
+    pub min_relative_accuracy: Option<f64>,
+    pub min_end_to_end_speedup: Option<f64>,
+    pub min_encoder_speedup: Option<f64>,
+    pub min_decoder_step_speedup: Option<f64>,
 }
 
 impl ModelEntry {

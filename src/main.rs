@@ -9,11 +9,18 @@ use quantbench::cli::{Cli, Command};
 use quantbench::config::Experiment;
 use quantbench::engine::{self, Context, Event};
 
-/// Exit codes: 0 success, 1 error (message on stderr), 2 usage error (from clap).
+/// Exit codes: 0 success, 1 error (message on stderr), 2 usage error (from clap),
+/// 3 `report` finished and wrote its files but a threshold of the experiment failed.
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::ThresholdFailed(failures)) => {
+            for f in failures {
+                eprintln!("threshold failed: {f}");
+            }
+            ExitCode::from(3)
+        }
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::from(1)
@@ -94,7 +101,12 @@ fn context(
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+enum Outcome {
+    Done,
+    ThresholdFailed(Vec<String>),
+}
+
+fn run(cli: Cli) -> Result<Outcome> {
     let mut progress = Progress::new();
     let mut sink = |e: Event| progress.event(e);
     match &cli.command {
@@ -210,7 +222,11 @@ fn run(cli: Cli) -> Result<()> {
             for p in paths {
                 println!("{}", p.display());
             }
+            let failures = result.failures();
+            if !failures.is_empty() {
+                return Ok(Outcome::ThresholdFailed(failures));
+            }
         }
     }
-    Ok(())
+    Ok(Outcome::Done)
 }

@@ -66,6 +66,113 @@ pub struct ModelResult {
     pub quantization: Option<crate::quant::QuantSummary>,
     /// Against the FP32 row of the same model, measured in the same interleaved runs.
     pub vs_fp32: Option<Comparison>,
+    /// The experiment's thresholds applied to this row (empty for FP32 or when none are set).
+    pub verdicts: Vec<Verdict>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Verdict {
+    pub check: String,
+    pub limit: f64,
+    pub value: f64,
+    pub pass: bool,
+}
+
+impl Comparison {
+    /// Applies every limit that is set; `wer` is (FP32, variant).
+    pub fn verdicts(&self, t: &crate::config::Thresholds, wer: (f64, f64)) -> Vec<Verdict> {
+        let mut v = Vec::new();
+        let mut at_most = |check: &str, limit: Option<f64>, value: f64| {
+            if let Some(limit) = limit {
+                v.push(Verdict {
+                    check: check.into(),
+                    limit,
+                    value,
+                    pass: value <= limit,
+                });
+            }
+        };
+        at_most(
+            "accuracy drop (points) ≤",
+            t.max_accuracy_drop_points,
+            self.wer_drop_points,
+        );
+        let mut at_least = |check: &str, limit: Option<f64>, value: f64| {
+            if let Some(limit) = limit {
+                v.push(Verdict {
+                    check: check.into(),
+                    limit,
+                    value,
+                    pass: value >= limit,
+                });
+            }
+        };
+        let relative = (1.0 - wer.1) / (1.0 - wer.0);
+        at_least("relative accuracy ≥", t.min_relative_accuracy, relative);
+        at_least(
+            "end-to-end speedup ≥",
+            t.min_end_to_end_speedup,
+            self.end_to_end_speedup,
+        );
+        at_least(
+            "encoder speedup ≥",
+            t.min_encoder_speedup,
+            self.encoder_speedup,
+        );
+        at_least(
+            "decoder-step speedup ≥",
+            t.min_decoder_step_speedup,
+            self.decoder_step_speedup,
+        );
+        v
+    }
+}
+
+impl ExperimentResult {
+    /// Every failed verdict, as "model variant: check limit (got value)".
+    pub fn failures(&self) -> Vec<String> {
+        self.models
+            .iter()
+            .flat_map(|m| {
+                m.verdicts.iter().filter(|v| !v.pass).map(move |v| {
+                    format!(
+                        "{} {}: {} {} (got {:.3})",
+                        m.model, m.variant, v.check, v.limit, v.value
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Thresholds;
+
+    #[test]
+    fn verdicts_apply_absolute_and_relative_limits() {
+        let c = Comparison {
+            encoder_speedup: 1.9,
+            decoder_step_speedup: 2.6,
+            end_to_end_speedup: 2.1,
+            wer_drop_points: 0.6,
+            size_ratio: 0.25,
+        };
+        let t = Thresholds {
+            max_accuracy_drop_points: Some(0.5),
+            min_relative_accuracy: Some(0.99),
+            min_end_to_end_speedup: Some(2.0),
+            min_encoder_speedup: None,
+            min_decoder_step_speedup: Some(2.5),
+        };
+        let v = c.verdicts(&t, (0.060, 0.066));
+        let pass: Vec<bool> = v.iter().map(|v| v.pass).collect();
+        // drop 0.6 > 0.5 fails; (1 - 0.066) / (1 - 0.060) = 0.9936 passes; speedups pass.
+        assert_eq!(pass, vec![false, true, true, true]);
+        assert!((v[1].value - 0.934 / 0.94).abs() < 1e-12);
+        assert!(Comparison::verdicts(&c, &Thresholds::default(), (0.0, 0.0)).is_empty());
+    }
 }
 
 /// A variant against FP32. Speedups are medians of per-pair ratios (FP32 time / variant time).

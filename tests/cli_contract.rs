@@ -223,3 +223,54 @@ fn quantize_writes_a_verified_folder_with_its_sidecar() {
         "--force",
     ]);
 }
+
+#[test]
+fn report_exits_3_when_a_threshold_fails_and_still_writes_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("gate.toml");
+    let manifest = repo().join("datasets/speech-en/manifest.jsonl");
+    std::fs::write(
+        &cfg,
+        format!(
+            "name = \"gate\"\n[measure]\nwarmup = 0\nruns = 1\ndecoder_cache_len = 4\ne2e_passes = 1\n\
+             [[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"{}\"\nlimit = 1\nvariants = [\"dynamic\"]\n\
+             [models.thresholds]\nmin_end_to_end_speedup = 100.0\nmax_accuracy_drop_points = 100.0\n",
+            manifest.display()
+        ),
+    )
+    .unwrap();
+    let out_dir = dir.path().join("reports");
+    let out = Command::new(env!("CARGO_BIN_EXE_quantbench"))
+        .args([
+            "report",
+            "--config",
+            &cfg.display().to_string(),
+            "--out",
+            &out_dir.display().to_string(),
+        ])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("threshold failed: whisper-tiny.en dynamic: end-to-end speedup ≥ 100"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("accuracy drop"),
+        "the passing check is not reported as failed: {err}"
+    );
+    let json = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("the report is written even when the gate fails");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    let verdicts = v["models"][1]["verdicts"].as_array().unwrap();
+    assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts[0]["pass"], true);
+    assert_eq!(verdicts[1]["pass"], false);
+}

@@ -14,6 +14,7 @@ use crate::measure::wer::{char_counts, word_counts, EditCounts};
 use crate::models::whisper::Pipeline;
 use crate::results::{
     Comparison, EvalResult, ExperimentResult, ItemResult, LatencyResult, ModelResult, PartSize,
+    Verdict,
 };
 
 /// Where assets live, which ONNX Runtime to load, how many threads sessions use.
@@ -340,20 +341,27 @@ pub fn run_experiment(
             .collect::<Result<_>>()?;
         let bytes = |p: &[PartSize]| p.iter().map(|x| x.bytes).sum::<u64>() as f64;
         let baseline = arms.iter().position(|a| a.opened.variant == BASELINE);
-        let comparisons: Vec<Option<Comparison>> = (0..arms.len())
+        let comparisons: Vec<Option<(Comparison, Vec<Verdict>)>> = (0..arms.len())
             .map(|i| {
                 let b = baseline.filter(|&b| b != i)?;
                 let (base, arm) = (&arms[b], &arms[i]);
-                Some(Comparison {
+                let wer = (base.first.words.rate(), arm.first.words.rate());
+                let c = Comparison {
                     encoder_speedup: paired_speedup(&base.encoder, &arm.encoder),
                     decoder_step_speedup: paired_speedup(&base.step, &arm.step),
                     end_to_end_speedup: paired_speedup(&base.e2e, &arm.e2e),
-                    wer_drop_points: (arm.first.words.rate() - base.first.words.rate()) * 100.0,
+                    wer_drop_points: (wer.1 - wer.0) * 100.0,
                     size_ratio: bytes(&parts[i]) / bytes(&parts[b]),
-                })
+                };
+                let verdicts = c.verdicts(&entry.thresholds, wer);
+                Some((c, verdicts))
             })
             .collect();
-        for ((arm, parts), vs_fp32) in arms.into_iter().zip(parts).zip(comparisons) {
+        for ((arm, parts), compared) in arms.into_iter().zip(parts).zip(comparisons) {
+            let (vs_fp32, verdicts) = match compared {
+                Some((c, v)) => (Some(c), v),
+                None => (None, Vec::new()),
+            };
             let latency = LatencyResult {
                 threads: ctx.threads,
                 warmup: exp.measure.warmup,
@@ -378,6 +386,7 @@ pub fn run_experiment(
                 ),
                 latency,
                 quantization: arm.opened.quantization,
+                verdicts,
                 vs_fp32,
             };
             sink(Event::ModelDone(Box::new(row.clone())));

@@ -11,7 +11,7 @@ use crate::models::{resolve, ResolvedModel};
 use crate::quant::{quantize_folder, QuantSummary, Recipe, SIDECAR_FILE};
 
 /// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
-const QUANT_REVISION: u32 = 1;
+const QUANT_REVISION: u32 = 2;
 
 pub const BASELINE: &str = "fp32";
 

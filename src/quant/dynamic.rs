@@ -2,13 +2,16 @@
 //! DynamicQuantizeLinear (activations, uint8, per tensor, at run time) → MatMulInteger with signed int8
 //! weights quantized per output column (symmetric) → Cast → Mul by the combined scale. This is the pattern
 //! ONNX Runtime's own quantizer emits and its optimizer fuses into one DynamicQuantizeMatMul kernel.
+//! Embedding tables (Gather on a constant 2-D float table, axis 0) keep int8 rows with one scale per row:
+//! the gathered rows are cast and rescaled, so the table shrinks fourfold and the lookup stays exact to
+//! half a quantization step.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::onnx::attr::int;
 use crate::onnx::proto::{tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
 
-use super::qmath::quantize_per_column_i8;
+use super::qmath::{quantize_per_column_i8, quantize_per_row_i8};
 use super::{float_data, OpCount, QuantError};
 
 /// What one rewrite did.
@@ -70,6 +73,21 @@ pub fn rewrite(
     let mut new_inits: Vec<TensorProto> = Vec::new();
     let mut quantized_weights: HashSet<String> = HashSet::new();
     for n in std::mem::take(&mut graph.node) {
+        if let Some(table) = embedding_table(&n, &init_index, &graph.initializer) {
+            if ignored(&n) {
+                new_nodes.push(n);
+                continue;
+            }
+            gather_rewrite(
+                &n,
+                table,
+                &mut new_nodes,
+                &mut new_inits,
+                &mut quantized_weights,
+            )?;
+            result.ops.entry("Gather".into()).or_default().quantized += 1;
+            continue;
+        }
         let weight = (n.op_type() == "MatMul" && n.input.len() == 2)
             .then(|| init_index.get(&n.input[1]).map(|&i| &graph.initializer[i]))
             .flatten();
@@ -166,4 +184,98 @@ pub fn rewrite(
     graph.initializer.retain(|t| used.contains(t.name()));
     graph.initializer.extend(new_inits);
     Ok(result)
+}
+
+/// The constant float 2-D table of a `Gather` along axis 0, if that is what `n` is.
+fn embedding_table<'a>(
+    n: &NodeProto,
+    index: &HashMap<String, usize>,
+    inits: &'a [TensorProto],
+) -> Option<&'a TensorProto> {
+    if n.op_type() != "Gather" || n.input.len() != 2 {
+        return None;
+    }
+    let axis = n
+        .attribute
+        .iter()
+        .find(|a| a.name() == "axis")
+        .map_or(0, |a| a.i());
+    let t = &inits[*index.get(&n.input[0])?];
+    (axis == 0 && t.dims.len() == 2 && t.data_type() == DataType::Float as i32).then_some(t)
+}
+
+/// Gather(table, ids) → Cast(Gather(int8 table, ids)) · Unsqueeze(Gather(row scales, ids), -1).
+fn gather_rewrite(
+    n: &NodeProto,
+    table: &TensorProto,
+    nodes: &mut Vec<NodeProto>,
+    inits: &mut Vec<TensorProto>,
+    done: &mut HashSet<String>,
+) -> Result<(), QuantError> {
+    let (rows, cols) = (table.dims[0] as usize, table.dims[1] as usize);
+    let name = table.name().to_string();
+    let (q_name, s_name, axes_name) = (
+        format!("{name}_quantized"),
+        format!("{name}_row_scale"),
+        format!("{name}_unsqueeze_axes"),
+    );
+    if done.insert(name.clone()) {
+        let data = float_data(table)?;
+        if data.len() != rows * cols {
+            return Err(QuantError::Tensor(format!(
+                "initializer `{name}` holds {} values for shape [{rows}, {cols}]",
+                data.len()
+            )));
+        }
+        let (q, scales) = quantize_per_row_i8(&data, cols);
+        inits.push(i8_tensor(&q_name, vec![rows as i64, cols as i64], &q));
+        inits.push(f32_tensor(&s_name, vec![rows as i64], &scales));
+        inits.push(TensorProto {
+            name: Some(axes_name.clone()),
+            dims: vec![1],
+            data_type: Some(DataType::Int64 as i32),
+            raw_data: Some((-1i64).to_le_bytes().to_vec()),
+            ..Default::default()
+        });
+    }
+    let (ids, out) = (&n.input[1], &n.output[0]);
+    let label = if n.name().is_empty() {
+        out.clone()
+    } else {
+        n.name().to_string()
+    };
+    let v = |suffix: &str| format!("{out}_{suffix}");
+    nodes.push(node(
+        "Gather",
+        format!("{label}_rows_q"),
+        vec![q_name, ids.clone()],
+        vec![v("rows_q")],
+    ));
+    let mut cast = node(
+        "Cast",
+        format!("{label}_rows_cast"),
+        vec![v("rows_q")],
+        vec![v("rows_f")],
+    );
+    cast.attribute.push(int("to", DataType::Float as i64));
+    nodes.push(cast);
+    nodes.push(node(
+        "Gather",
+        format!("{label}_scales"),
+        vec![s_name, ids.clone()],
+        vec![v("row_scale")],
+    ));
+    nodes.push(node(
+        "Unsqueeze",
+        format!("{label}_scales_unsqueeze"),
+        vec![v("row_scale"), axes_name],
+        vec![v("row_scale_u")],
+    ));
+    nodes.push(node(
+        "Mul",
+        format!("{label}_dequant"),
+        vec![v("rows_f"), v("row_scale_u")],
+        vec![out.clone()],
+    ));
+    Ok(())
 }

@@ -61,7 +61,8 @@ impl Recipe {
             Recipe::Dynamic => serde_json::json!({
                 "weights": "int8, symmetric, per output channel (scale = max|w| / 127, zero point 0)",
                 "activations": "uint8, asymmetric, per tensor, computed at run time (DynamicQuantizeLinear)",
-                "ops": ["MatMul with a constant 2-D weight"],
+                "ops": ["MatMul with a constant 2-D weight", "Gather from a constant 2-D table (axis 0)"],
+                "embeddings": "int8 rows, symmetric, one scale per row; dequantized after the lookup",
             }),
         }
     }

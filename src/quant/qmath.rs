@@ -21,6 +21,19 @@ pub fn quantize_per_column_i8(w: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f3
     (q, scales)
 }
 
+/// Symmetric signed int8 with one scale per row of a [R, C] row-major table (embedding rows).
+pub fn quantize_per_row_i8(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    let mut q = Vec::with_capacity(w.len());
+    let mut scales = Vec::with_capacity(w.len() / cols.max(1));
+    for row in w.chunks_exact(cols) {
+        let m = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let s = if m > 0.0 { m / 127.0 } else { 1.0 };
+        q.extend(row.iter().map(|&v| quantize_i8(v, s, 0)));
+        scales.push(s);
+    }
+    (q, scales)
+}
+
 /// ONNX QuantizeLinear to int8: round half to even, then saturate.
 pub fn quantize_i8(x: f32, scale: f32, zero_point: i8) -> i8 {
     let v = (x / scale).round_ties_even() + zero_point as f32;
@@ -61,6 +74,13 @@ mod tests {
         let (s, zp) = dynamic_u8_params(&[-1.0, 0.0, 2.0]);
         assert!((s - 3.0 / 255.0).abs() < 1e-9);
         assert_eq!(zp, 85);
+    }
+
+    #[test]
+    fn per_row_scales() {
+        let (q, s) = quantize_per_row_i8(&[1.0, -0.5, 0.0, 0.0], 2);
+        assert_eq!(s, vec![1.0 / 127.0, 1.0]);
+        assert_eq!(q, vec![127, -64, 0, 0]); // -0.5 * 127 = -63.5 → -64 (ties to even)
     }
 
     #[test]

@@ -21,13 +21,24 @@ fn stats_row(name: &str, s: &Summary) -> String {
     )
 }
 
+/// ✓ when every threshold passed, ✗ when one failed (with a word, for readers without colour), — when none set.
+fn gate(r: &ModelResult) -> &'static str {
+    if r.verdicts.is_empty() {
+        "—"
+    } else if r.verdicts.iter().all(|v| v.pass) {
+        "✓ pass"
+    } else {
+        "✗ FAIL"
+    }
+}
+
 /// One row per variant of the same model and dataset, FP32 first, with speedups from interleaved runs.
 fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
     let _ = writeln!(out, "## {}: FP32 vs INT8\n", rows[0].model);
     out.push_str(
         "| variant | size | compression | encoder median ms | × | decoder step median ms | × | \
-         end-to-end mean ms | × | WER | drop (pts) | MatMuls quantized |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+         end-to-end mean ms | × | WER | drop (pts) | MatMuls quantized | gate |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let bytes: u64 = r.parts.iter().map(|p| p.bytes).sum();
@@ -44,7 +55,7 @@ fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
         });
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.1} | {} | {:.2} | {} | {:.1} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {:.1} | {} | {:.2} | {} | {:.1} | {} | {} | {} | {} | {} |",
             r.variant,
             mb(bytes),
             c.map_or("1.00".to_string(), |c| format!(
@@ -61,7 +72,23 @@ fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
             pct(r.accuracy.wer),
             c.map_or("—".to_string(), |c| format!("{:+.2}", c.wer_drop_points)),
             quantized,
+            gate(r),
         );
+    }
+    let checks: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            r.verdicts.iter().map(move |v| {
+                let mark = if v.pass { "✓ pass" } else { "✗ FAIL" };
+                format!(
+                    "- {} — {} {}: {:.3} {mark}",
+                    r.variant, v.check, v.limit, v.value
+                )
+            })
+        })
+        .collect();
+    if !checks.is_empty() {
+        let _ = writeln!(out, "\nThresholds:\n\n{}", checks.join("\n"));
     }
     let _ = writeln!(
         out,
