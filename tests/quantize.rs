@@ -78,6 +78,39 @@ fn dynamic_int8_small_graph_runs_in_ort_within_error_bounds() {
     );
 }
 
+#[test]
+fn weight_only_int8_small_graph_is_closer_to_fp32_than_dynamic() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    mlp(src.path());
+    let x: Vec<f32> = (0..8 * 64)
+        .map(|i| (i * 7919 % 211) as f32 / 105.0 - 1.0)
+        .collect();
+    let fp = run(&src.path().join("mlp.onnx"), &x, 8, 64);
+    let mut errs = Vec::new();
+    for recipe in [Recipe::Weights, Recipe::Dynamic] {
+        let dst = tempfile::tempdir().unwrap();
+        quantize_folder(src.path(), dst.path(), &["mlp.onnx"], recipe, &mut |_| {}).unwrap();
+        let q = run(&dst.path().join("mlp.onnx"), &x, 8, 64);
+        errs.push(
+            fp.iter()
+                .zip(&q)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs())),
+        );
+    }
+    let scale = fp.iter().fold(0f32, |m, v| m.max(v.abs()));
+    eprintln!(
+        "max |error|: weights {} dynamic {} (range {scale})",
+        errs[0], errs[1]
+    );
+    assert!(
+        errs[0] > 0.0 && errs[0] <= 0.02 * scale,
+        "weight-only error {}",
+        errs[0]
+    );
+    assert!(errs[0] < errs[1], "float activations must beat 8-bit ones");
+}
+
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();

@@ -1,7 +1,7 @@
 //! INT8 quantization of ONNX graphs, in Rust. One public door: `quantize_folder` rewrites every graph of a
 //! model folder with a recipe and says what it did; callers verify the result with ORT before publishing it.
 
-mod dynamic;
+mod int8;
 pub mod qmath;
 
 use std::collections::BTreeMap;
@@ -25,7 +25,7 @@ pub enum QuantError {
     ExternalData { path: PathBuf, tensor: String },
     #[error("{0}: no quantizable operation (no MatMul with a constant weight); nothing written")]
     NothingToQuantize(PathBuf),
-    #[error("recipe `{0}` is not implemented yet (available: dynamic)")]
+    #[error("recipe `{0}` is not implemented yet (available: dynamic, weights)")]
     NotImplemented(String),
     #[error("unknown recipe `{0}` (known: dynamic, static, weights)")]
     UnknownRecipe(String),
@@ -38,13 +38,16 @@ pub enum QuantError {
 pub enum Recipe {
     /// Weights int8 per output channel (symmetric), activations quantized at run time (uint8, per tensor).
     Dynamic,
+    /// Data-free weight compression: int8 weights dequantized to float before each MatMul.
+    Weights,
 }
 
 impl Recipe {
     pub fn parse(s: &str) -> Result<Self, QuantError> {
         match s {
             "dynamic" => Ok(Recipe::Dynamic),
-            "static" | "weights" => Err(QuantError::NotImplemented(s.to_string())),
+            "weights" => Ok(Recipe::Weights),
+            "static" => Err(QuantError::NotImplemented(s.to_string())),
             _ => Err(QuantError::UnknownRecipe(s.to_string())),
         }
     }
@@ -52,6 +55,7 @@ impl Recipe {
     pub fn name(self) -> &'static str {
         match self {
             Recipe::Dynamic => "dynamic",
+            Recipe::Weights => "weights",
         }
     }
 
@@ -61,6 +65,12 @@ impl Recipe {
             Recipe::Dynamic => serde_json::json!({
                 "weights": "int8, symmetric, per output channel (scale = max|w| / 127, zero point 0)",
                 "activations": "uint8, asymmetric, per tensor, computed at run time (DynamicQuantizeLinear)",
+                "ops": ["MatMul with a constant 2-D weight", "Gather from a constant 2-D table (axis 0)"],
+                "embeddings": "int8 rows, symmetric, one scale per row; dequantized after the lookup",
+            }),
+            Recipe::Weights => serde_json::json!({
+                "weights": "int8, symmetric, per output channel; DequantizeLinear (axis 1) before a float MatMul",
+                "activations": "float (not quantized)",
                 "ops": ["MatMul with a constant 2-D weight", "Gather from a constant 2-D table (axis 0)"],
                 "embeddings": "int8 rows, symmetric, one scale per row; dequantized after the lookup",
             }),
@@ -147,9 +157,11 @@ pub fn quantize_folder(
                 tensor: t.name().to_string(),
             });
         }
-        let rewrite = match recipe {
-            Recipe::Dynamic => dynamic::rewrite(&mut model, &|_| false)?,
+        let mode = match recipe {
+            Recipe::Dynamic => int8::MatMulMode::Dynamic,
+            Recipe::Weights => int8::MatMulMode::WeightsOnly,
         };
+        let rewrite = int8::rewrite(&mut model, mode, &|_| false)?;
         rewritten.push((file, model));
         parts.push(PartSummary {
             file: file.to_string(),
@@ -223,7 +235,7 @@ mod tests {
     #[test]
     fn dynamic_rewrite_counts_ops_and_replaces_float_weights() {
         let mut m = small_model();
-        let r = dynamic::rewrite(&mut m, &|_| false).unwrap();
+        let r = int8::rewrite(&mut m, int8::MatMulMode::Dynamic, &|_| false).unwrap();
         assert_eq!(
             r.ops["MatMul"],
             OpCount {
@@ -259,9 +271,26 @@ mod tests {
     }
 
     #[test]
+    fn weight_only_rewrite_dequantizes_weights_for_float_matmuls() {
+        let mut m = small_model();
+        let r = int8::rewrite(&mut m, int8::MatMulMode::WeightsOnly, &|_| false).unwrap();
+        assert_eq!(r.ops["MatMul"].quantized, 2);
+        let g = m.graph.unwrap();
+        let count = |op: &str| g.node.iter().filter(|n| n.op_type() == op).count();
+        assert_eq!(
+            (
+                count("DequantizeLinear"),
+                count("MatMul"),
+                count("MatMulInteger")
+            ),
+            (2, 2, 0)
+        );
+    }
+
+    #[test]
     fn ignored_nodes_stay_float() {
         let mut m = small_model();
-        let r = dynamic::rewrite(&mut m, &|n| n.output[0] == "y").unwrap();
+        let r = int8::rewrite(&mut m, int8::MatMulMode::Dynamic, &|n| n.output[0] == "y").unwrap();
         assert_eq!(r.ops["MatMul"].quantized, 1);
         assert_eq!(r.skipped.len(), 1);
     }
@@ -291,8 +320,8 @@ mod tests {
     fn rewriting_is_deterministic() {
         use prost::Message;
         let (mut a, mut b) = (small_model(), small_model());
-        dynamic::rewrite(&mut a, &|_| false).unwrap();
-        dynamic::rewrite(&mut b, &|_| false).unwrap();
+        int8::rewrite(&mut a, int8::MatMulMode::Dynamic, &|_| false).unwrap();
+        int8::rewrite(&mut b, int8::MatMulMode::Dynamic, &|_| false).unwrap();
         assert_eq!(a.encode_to_vec(), b.encode_to_vec());
     }
 }

@@ -1,7 +1,11 @@
+//! Graph rewrites that need no calibration data.
+//!
 //! Dynamic INT8: every MatMul whose right operand is a constant 2-D float weight becomes
 //! DynamicQuantizeLinear (activations, uint8, per tensor, at run time) → MatMulInteger with signed int8
 //! weights quantized per output column (symmetric) → Cast → Mul by the combined scale. This is the pattern
 //! ONNX Runtime's own quantizer emits and its optimizer fuses into one DynamicQuantizeMatMul kernel.
+//! Weight-only INT8 (as `nncf.compress_weights`): the same int8 weights feed a DequantizeLinear (per output
+//! column) and the MatMul stays in float: the file shrinks fourfold, activations are untouched.
 //! Embedding tables (Gather on a constant 2-D float table, axis 0) keep int8 rows with one scale per row:
 //! the gathered rows are cast and rescaled, so the table shrinks fourfold and the lookup stays exact to
 //! half a quantization step.
@@ -52,9 +56,18 @@ fn node(op: &str, name: String, inputs: Vec<String>, outputs: Vec<String>) -> No
     }
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatMulMode {
+    /// Integer MatMul with activations quantized at run time.
+    Dynamic,
+    /// Float MatMul on weights dequantized from int8.
+    WeightsOnly,
+}
+
 /// Rewrites `model` in place. `ignored(node)` keeps a node in float.
 pub fn rewrite(
     model: &mut ModelProto,
+    mode: MatMulMode,
     ignored: &dyn Fn(&NodeProto) -> bool,
 ) -> Result<Rewrite, QuantError> {
     let graph = model.graph.as_mut().ok_or(QuantError::NoGraph)?;
@@ -137,6 +150,24 @@ pub fn rewrite(
         }
         let out = &n.output[0];
         let v = |suffix: &str| format!("{out}_{suffix}");
+        if mode == MatMulMode::WeightsOnly {
+            let mut dq = node(
+                "DequantizeLinear",
+                format!("{label}_weight_dequant"),
+                vec![q_name, s_name, zp_name],
+                vec![v("weight")],
+            );
+            dq.attribute.push(int("axis", 1));
+            new_nodes.push(dq);
+            new_nodes.push(node(
+                "MatMul",
+                label.clone(),
+                vec![n.input[0].clone(), v("weight")],
+                vec![out.clone()],
+            ));
+            result.ops.entry("MatMul".into()).or_default().quantized += 1;
+            continue;
+        }
         new_nodes.push(node(
             "DynamicQuantizeLinear",
             format!("{label}_quant"),
