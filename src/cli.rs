@@ -69,6 +69,15 @@ pub enum Command {
         /// Replace an existing output folder
         #[arg(long)]
         force: bool,
+        /// Keep this node in float (exact node name; repeatable)
+        #[arg(long = "ignore-name")]
+        ignore_names: Vec<String>,
+        /// Keep nodes whose name matches this regular expression in float (repeatable)
+        #[arg(long = "ignore-regex")]
+        ignore_patterns: Vec<String>,
+        /// Keep every node of this op type in float, e.g. Gather (repeatable)
+        #[arg(long = "ignore-type")]
+        ignore_types: Vec<String>,
     },
     /// Run an experiment file and write a markdown + JSON report
     Report {

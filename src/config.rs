@@ -72,6 +72,9 @@ pub struct ModelEntry {
     /// Limits every non-FP32 variant must meet; `quantbench report` exits with code 3 when one fails.
     #[serde(default)]
     pub thresholds: Thresholds,
+    /// Nodes every recipe keeps in float (by name, regex or op type).
+    #[serde(default)]
+    pub ignored_scope: crate::quant::IgnoredScope,
 }
 
 /// A release gate. Every limit is optional.

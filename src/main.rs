@@ -139,8 +139,10 @@ fn run(cli: Cli) -> Result<Outcome> {
             for f in files {
                 let audio = quantbench::data::audio::load_16k(f)?;
                 if pipeline.is_none() {
-                    pipeline =
-                        Some(engine::open_variant(model, variant, &ctx, &mut sink)?.pipeline);
+                    pipeline = Some(
+                        engine::open_variant(model, variant, &Default::default(), &ctx, &mut sink)?
+                            .pipeline,
+                    );
                 }
                 let p = pipeline.as_mut().expect("opened above");
                 let t = p
@@ -159,7 +161,8 @@ fn run(cli: Cli) -> Result<Outcome> {
             let ctx = context(&cli, None, None);
             // Validate the manifest before any model work.
             quantbench::data::manifest::load_speech(manifest)?;
-            let mut opened = engine::open_variant(model, variant, &ctx, &mut sink)?;
+            let mut opened =
+                engine::open_variant(model, variant, &Default::default(), &ctx, &mut sink)?;
             let (name, variant) = (opened.model.name.clone(), opened.variant.clone());
             let result = engine::evaluate(
                 &mut opened.pipeline,
@@ -186,11 +189,21 @@ fn run(cli: Cli) -> Result<Outcome> {
             recipe,
             out,
             force,
+            ignore_names,
+            ignore_patterns,
+            ignore_types,
         } => {
-            let recipe = quantbench::quant::Recipe::parse(recipe)?;
+            let options = quantbench::quant::QuantOptions {
+                recipe: quantbench::quant::Recipe::parse(recipe)?,
+                ignored: quantbench::quant::IgnoredScope {
+                    names: ignore_names.clone(),
+                    patterns: ignore_patterns.clone(),
+                    types: ignore_types.clone(),
+                },
+            };
             let ctx = context(&cli, None, None);
             let (dir, summary) =
-                engine::quantize(model, recipe, out.as_deref(), *force, &ctx, &mut sink)?;
+                engine::quantize(model, &options, out.as_deref(), *force, &ctx, &mut sink)?;
             for p in &summary.parts {
                 let (q, t) = p
                     .ops

@@ -274,3 +274,50 @@ fn report_exits_3_when_a_threshold_fails_and_still_writes_the_report() {
     assert_eq!(verdicts[0]["pass"], true);
     assert_eq!(verdicts[1]["pass"], false);
 }
+
+#[test]
+fn ignored_scope_is_applied_and_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("no-gather");
+    run_ok(&[
+        "quantize",
+        "--model",
+        "whisper-tiny.en",
+        "--recipe",
+        "weights",
+        "--ignore-type",
+        "Gather",
+        "--ignore-regex",
+        "proj_out",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let side: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("quantization.json")).unwrap())
+            .unwrap();
+    assert_eq!(side["ignored_scope"]["types"][0], "Gather");
+    let dec = &side["parts"][1];
+    assert_eq!(dec["file"], "decoder_model.onnx");
+    assert_eq!(dec["ops"]["Gather"]["quantized"], 0);
+    let skipped = dec["left_in_float"].as_array().unwrap();
+    assert!(!skipped.is_empty(), "{dec}");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_quantbench"))
+        .args([
+            "quantize",
+            "--model",
+            "whisper-tiny.en",
+            "--recipe",
+            "weights",
+            "--ignore-name",
+            "no_such_node",
+        ])
+        .args(["--out", &dir.path().join("x").display().to_string()])
+        .current_dir(repo())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("no node named no_such_node"), "{err}");
+    assert!(!dir.path().join("x").exists());
+}

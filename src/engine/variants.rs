@@ -8,15 +8,26 @@ use anyhow::{bail, Context as _, Result};
 use super::{Context, Event, Stage};
 use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 use crate::models::{resolve, ResolvedModel};
-use crate::quant::{quantize_folder, QuantSummary, Recipe, SIDECAR_FILE};
+use crate::quant::{
+    quantize_folder, IgnoredScope, QuantOptions, QuantSummary, Recipe, SIDECAR_FILE,
+};
 
 /// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
 const QUANT_REVISION: u32 = 2;
 
 pub const BASELINE: &str = "fp32";
 
-/// Where the cache keeps `recipe`'s INT8 folder of a resolved FP32 model.
-fn cached_dir(ctx: &Context, fp32: &ResolvedModel, recipe: Recipe) -> PathBuf {
+/// Where the cache keeps the INT8 folder of a resolved FP32 model for these options.
+fn cached_dir(ctx: &Context, fp32: &ResolvedModel, options: &QuantOptions) -> PathBuf {
+    let scope = if options.ignored.is_empty() {
+        String::new()
+    } else {
+        let key = serde_json::to_string(&options.ignored).expect("scope serialises");
+        format!(
+            "-scope-{}",
+            &crate::fsutil::sha256_bytes(key.as_bytes())[..12]
+        )
+    };
     let folder = fp32
         .onnx_dir
         .file_name()
@@ -26,7 +37,10 @@ fn cached_dir(ctx: &Context, fp32: &ResolvedModel, recipe: Recipe) -> PathBuf {
         .root
         .join("quantized")
         .join(format!("{}-{}", &fp32.source_sha256[..16], folder))
-        .join(format!("int8-{}-q{QUANT_REVISION}", recipe.name()))
+        .join(format!(
+            "int8-{}-q{QUANT_REVISION}{scope}",
+            options.recipe.name()
+        ))
 }
 
 /// One second of seeded low-level noise: enough to run every graph of the pipeline once.
@@ -45,7 +59,7 @@ fn probe_audio() -> Vec<f32> {
 /// Quantizes `spec` with `recipe` into `out` (or the cache). An existing `out` is refused unless `force`.
 pub fn quantize(
     spec: &str,
-    recipe: Recipe,
+    options: &QuantOptions,
     out: Option<&Path>,
     force: bool,
     ctx: &Context,
@@ -55,7 +69,7 @@ pub fn quantize(
     let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
     let dst = match out {
         Some(o) => o.to_path_buf(),
-        None => cached_dir(ctx, &fp32, recipe),
+        None => cached_dir(ctx, &fp32, options),
     };
     if dst.exists() && !force {
         bail!(
@@ -63,13 +77,13 @@ pub fn quantize(
             dst.display()
         );
     }
-    let summary = build(&fp32, recipe, &dst, ctx, sink)?;
+    let summary = build(&fp32, options, &dst, ctx, sink)?;
     Ok((dst, summary))
 }
 
 fn build(
     fp32: &ResolvedModel,
-    recipe: Recipe,
+    options: &QuantOptions,
     dst: &Path,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
@@ -81,9 +95,13 @@ fn build(
         .tempdir_in(parent)
         .with_context(|| parent.display().to_string())?;
     let files = crate::models::whisper::model::graph_files(&fp32.onnx_dir);
-    let summary = quantize_folder(&fp32.onnx_dir, tmp.path(), &files, recipe, &mut |m| {
-        sink(Event::Note(m.to_string()))
-    })?;
+    let summary = quantize_folder(
+        &fp32.onnx_dir,
+        tmp.path(),
+        &files,
+        options.clone(),
+        &mut |m| sink(Event::Note(m.to_string())),
+    )?;
     sink(Event::Note(format!(
         "quantize {}: checking the INT8 model runs ...",
         fp32.name
@@ -109,10 +127,12 @@ pub struct Opened {
     pub quantization: Option<QuantSummary>,
 }
 
-/// Resolves `spec` and opens it as `variant` (`fp32` or a recipe name), quantizing on first use.
+/// Resolves `spec` and opens it as `variant` (`fp32` or a recipe name), quantizing on first use with the
+/// nodes in `ignored` kept in float.
 pub fn open_variant(
     spec: &str,
     variant: &str,
+    ignored: &IgnoredScope,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<Opened> {
@@ -130,14 +150,17 @@ pub fn open_variant(
         let label = summary.as_ref().map_or(BASELINE, |s| s.recipe.name());
         (fp32.onnx_dir.clone(), summary, label.to_string())
     } else {
-        let recipe = Recipe::parse(variant)?;
-        let dir = cached_dir(ctx, &fp32, recipe);
+        let options = QuantOptions {
+            recipe: Recipe::parse(variant)?,
+            ignored: ignored.clone(),
+        };
+        let dir = cached_dir(ctx, &fp32, &options);
         let sidecar = dir.join(SIDECAR_FILE);
         let summary = match std::fs::read_to_string(&sidecar) {
             Ok(text) => {
                 serde_json::from_str(&text).with_context(|| sidecar.display().to_string())?
             }
-            Err(_) => build(&fp32, recipe, &dir, ctx, sink)?,
+            Err(_) => build(&fp32, &options, &dir, ctx, sink)?,
         };
         (dir, Some(summary), variant.to_string())
     };

@@ -7,7 +7,7 @@ use crate::assets::Cache;
 pub mod whisper;
 
 /// Bumped whenever the exporter's graphs change, so cached conversions are rebuilt.
-const CONVERTER_REVISION: u32 = 1;
+const CONVERTER_REVISION: u32 = 2;
 
 pub const BUILTIN_WHISPER: &[&str] = &["whisper-tiny.en", "whisper-base"];
 

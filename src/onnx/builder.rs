@@ -136,6 +136,19 @@ impl GraphBuilder {
         out
     }
 
+    /// Adds a node with a caller-chosen node name (what ignored scopes match) and one generated output.
+    pub fn op_named(
+        &mut self,
+        name: &str,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+    ) -> String {
+        let out = self.fresh(&op_type.to_lowercase());
+        self.op_into_named(name, op_type, inputs, attrs, &[&out]);
+        out
+    }
+
     /// Adds a node whose outputs are named by the caller (graph outputs, for instance).
     pub fn op_into(
         &mut self,
@@ -145,8 +158,20 @@ impl GraphBuilder {
         outputs: &[&str],
     ) {
         let name = self.fresh(&format!("node_{op_type}"));
+        self.op_into_named(&name, op_type, inputs, attrs, outputs);
+    }
+
+    /// Adds a node with caller-chosen node and output names.
+    pub fn op_into_named(
+        &mut self,
+        name: &str,
+        op_type: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+        outputs: &[&str],
+    ) {
         self.nodes.push(NodeProto {
-            name: Some(name),
+            name: Some(name.to_string()),
             op_type: Some(op_type.to_string()),
             input: inputs.iter().map(|s| s.to_string()).collect(),
             output: outputs.iter().map(|s| s.to_string()).collect(),

@@ -88,6 +88,14 @@ pub fn rewrite(
     for n in std::mem::take(&mut graph.node) {
         if let Some(table) = embedding_table(&n, &init_index, &graph.initializer) {
             if ignored(&n) {
+                let label = if n.name().is_empty() {
+                    &n.output[0]
+                } else {
+                    n.name()
+                };
+                result
+                    .skipped
+                    .push(format!("{label}: in the ignored scope"));
                 new_nodes.push(n);
                 continue;
             }

@@ -25,6 +25,8 @@ pub enum QuantError {
     ExternalData { path: PathBuf, tensor: String },
     #[error("{0}: no quantizable operation (no MatMul with a constant weight); nothing written")]
     NothingToQuantize(PathBuf),
+    #[error("ignored scope: {0}")]
+    Scope(String),
     #[error("recipe `{0}` is not implemented yet (available: dynamic, weights)")]
     NotImplemented(String),
     #[error("unknown recipe `{0}` (known: dynamic, static, weights)")]
@@ -78,6 +80,56 @@ impl Recipe {
     }
 }
 
+/// Nodes kept in float: by exact node name, by regular expression on the name, or by op type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IgnoredScope {
+    #[serde(default)]
+    pub names: Vec<String>,
+    #[serde(default)]
+    pub patterns: Vec<String>,
+    #[serde(default)]
+    pub types: Vec<String>,
+}
+
+impl IgnoredScope {
+    pub fn is_empty(&self) -> bool {
+        self.names.is_empty() && self.patterns.is_empty() && self.types.is_empty()
+    }
+
+    fn matcher(&self) -> Result<impl Fn(&crate::onnx::proto::NodeProto) -> bool + '_, QuantError> {
+        let regexes = self
+            .patterns
+            .iter()
+            .map(|p| {
+                regex::Regex::new(p)
+                    .map_err(|e| QuantError::Scope(format!("invalid pattern `{p}`: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(move |n: &crate::onnx::proto::NodeProto| {
+            self.names.iter().any(|x| x == n.name())
+                || self.types.iter().any(|t| t == n.op_type())
+                || regexes.iter().any(|r| r.is_match(n.name()))
+        })
+    }
+}
+
+/// A recipe and the nodes it must leave alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuantOptions {
+    pub recipe: Recipe,
+    pub ignored: IgnoredScope,
+}
+
+impl From<Recipe> for QuantOptions {
+    fn from(recipe: Recipe) -> Self {
+        QuantOptions {
+            recipe,
+            ignored: IgnoredScope::default(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpCount {
     pub quantized: usize,
@@ -96,6 +148,8 @@ pub struct PartSummary {
 pub struct QuantSummary {
     pub recipe: Recipe,
     pub parameters: serde_json::Value,
+    #[serde(default)]
+    pub ignored_scope: IgnoredScope,
     pub calibration_sha256: Option<String>,
     pub source: String,
     pub parts: Vec<PartSummary>,
@@ -133,10 +187,14 @@ pub fn quantize_folder(
     src: &Path,
     dst: &Path,
     graph_files: &[&str],
-    recipe: Recipe,
+    options: impl Into<QuantOptions>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<QuantSummary, QuantError> {
     let start = Instant::now();
+    let options = options.into();
+    let recipe = options.recipe;
+    let ignored = options.ignored.matcher()?;
+    let mut named_seen = vec![false; options.ignored.names.len()];
     let io = |path: &Path, e: std::io::Error| QuantError::Io {
         path: path.to_path_buf(),
         what: e.to_string(),
@@ -161,13 +219,33 @@ pub fn quantize_folder(
             Recipe::Dynamic => int8::MatMulMode::Dynamic,
             Recipe::Weights => int8::MatMulMode::WeightsOnly,
         };
-        let rewrite = int8::rewrite(&mut model, mode, &|_| false)?;
+        if let Some(g) = &model.graph {
+            for (seen, name) in named_seen.iter_mut().zip(&options.ignored.names) {
+                *seen |= g.node.iter().any(|n| n.name() == name);
+            }
+        }
+        let rewrite = int8::rewrite(&mut model, mode, &ignored)?;
         rewritten.push((file, model));
         parts.push(PartSummary {
             file: file.to_string(),
             ops: rewrite.ops,
             left_in_float: rewrite.skipped,
         });
+    }
+    let unknown: Vec<&str> = options
+        .ignored
+        .names
+        .iter()
+        .zip(&named_seen)
+        .filter(|(_, seen)| !**seen)
+        .map(|(n, _)| n.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(QuantError::Scope(format!(
+            "no node named {} in {}",
+            unknown.join(", "),
+            src.display()
+        )));
     }
     let quantized: usize = parts
         .iter()
@@ -195,6 +273,7 @@ pub fn quantize_folder(
     let summary = QuantSummary {
         recipe,
         parameters: recipe.parameters(),
+        ignored_scope: options.ignored.clone(),
         calibration_sha256: None,
         source: src.display().to_string(),
         parts,
@@ -314,6 +393,63 @@ mod tests {
         .unwrap_err();
         assert!(matches!(e, QuantError::NothingToQuantize(_)), "{e}");
         assert_eq!(std::fs::read_dir(dst.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn ignored_scope_by_name_pattern_and_type() {
+        let m = small_model();
+        let names: Vec<String> = m
+            .graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .map(|n| n.name().to_string())
+            .collect();
+        let matmuls: Vec<&String> = names.iter().filter(|n| n.contains("MatMul")).collect();
+        let first_matmul = matmuls[0].clone();
+        let second = format!("^{}$", regex::escape(matmuls[1]));
+        let count = |scope: IgnoredScope| {
+            let mut m = small_model();
+            let matcher = scope.matcher().unwrap();
+            int8::rewrite(&mut m, int8::MatMulMode::Dynamic, &matcher)
+                .unwrap()
+                .ops["MatMul"]
+                .quantized
+        };
+        assert_eq!(
+            count(IgnoredScope {
+                names: vec![first_matmul],
+                ..Default::default()
+            }),
+            1
+        );
+        assert_eq!(
+            count(IgnoredScope {
+                patterns: vec![second],
+                ..Default::default()
+            }),
+            1
+        );
+        assert_eq!(
+            count(IgnoredScope {
+                patterns: vec!["MatMul".into()],
+                ..Default::default()
+            }),
+            0
+        );
+        assert_eq!(
+            count(IgnoredScope {
+                types: vec!["MatMul".into()],
+                ..Default::default()
+            }),
+            0
+        );
+        let bad = IgnoredScope {
+            patterns: vec!["(".into()],
+            ..Default::default()
+        };
+        assert!(matches!(bad.matcher().err(), Some(QuantError::Scope(_))));
     }
 
     #[test]

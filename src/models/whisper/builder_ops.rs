@@ -5,8 +5,11 @@ use crate::onnx::GraphBuilder;
 
 const LN_EPSILON: f32 = 1e-5;
 
+/// x · W (+ b); the MatMul is named after its weight (`model.encoder.layers.0.fc1/MatMul`) so ignored
+/// scopes can address it.
 pub fn linear(g: &mut GraphBuilder, x: &str, w: &str, b: Option<&str>) -> String {
-    let y = g.op("MatMul", &[x, w], vec![]);
+    let name = format!("{}/MatMul", w.trim_end_matches(".weight"));
+    let y = g.op_named(&name, "MatMul", &[x, w], vec![]);
     match b {
         Some(b) => g.op("Add", &[&y, b], vec![]),
         None => y,

@@ -641,7 +641,7 @@ fn decoder_graph(
     let (_, proj) = m.tensor("decoder/projection/weight", &[d.vocab, dm])?;
     let pt = transposed(&[d.vocab, dm], &proj);
     let pn = g.f32_init("proj_out.weight", &[dm, d.vocab], &pt);
-    g.op_into("MatMul", &[&x, &pn], vec![], &["logits"]);
+    g.op_into_named("proj_out/MatMul", "MatMul", &[&x, &pn], vec![], &["logits"]);
 
     g.output(
         "logits",
