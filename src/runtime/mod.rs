@@ -131,14 +131,27 @@ pub fn session(path: &Path, intra_threads: usize) -> Result<Session, RuntimeErro
         path: path.to_path_buf(),
         what,
     };
-    Session::builder(env)
+    let mut builder = Session::builder(env)
         .map_err(|e| fail(e.to_string()))?
         .with_intra_threads(intra_threads)
         .map_err(|e| fail(e.to_string()))?
         .with_inter_threads(1)
         .map_err(|e| fail(e.to_string()))?
         .with_optimization_level(ort::session::builder::GraphOptimizationLevel::Level3)
-        .map_err(|e| fail(e.to_string()))?
+        .map_err(|e| fail(e.to_string()))?;
+    // For profiling by hand: ONNX Runtime writes a per-node JSON trace with this prefix per session.
+    if let Some(prefix) = std::env::var_os("QUANTBENCH_ORT_PROFILE").filter(|p| !p.is_empty()) {
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut file = PathBuf::from(prefix).into_os_string();
+        file.push(format!("-{stem}"));
+        builder = builder
+            .with_profiling(PathBuf::from(file))
+            .map_err(|e| fail(e.to_string()))?;
+    }
+    builder
         .commit_from_file(path)
         .map_err(|e| fail(e.to_string()))
 }
