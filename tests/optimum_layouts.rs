@@ -5,7 +5,6 @@ mod common;
 #[path = "common/merge.rs"]
 mod merge;
 
-use quantbench::data::audio::load_16k;
 use quantbench::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 
 #[test]
@@ -23,18 +22,9 @@ fn merged_decoder_folder_gives_the_ctranslate2_tokens() {
     assert!(model.decoder_with_past.is_none() && model.step_io.use_cache_branch);
     let mut p = Pipeline::new(model, DecodeOptions::default());
 
-    let r = common::reference();
-    let refs = r["transcripts"]["whisper-tiny.en"].as_object().unwrap();
-    for (audio, want) in refs.iter().take(4) {
-        let a = load_16k(&common::repo().join("datasets/speech-en").join(audio)).unwrap();
-        let t = p.transcribe(&a.samples).unwrap();
-        let want_ids: Vec<i64> = want["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        assert_eq!(t.tokens, want_ids, "{audio}: {}", t.text);
+    for (audio, ids, _) in common::reference_tokens("whisper-tiny.en").iter().take(4) {
+        let t = common::transcribe_clip(&mut p, audio);
+        assert_eq!(&t.tokens, ids, "{audio}: {}", t.text);
     }
 }
 

@@ -50,27 +50,16 @@ fn log_mel_matches_faster_whisper_feature_extractor() {
 }
 
 fn check_tokens(model: &'static str) {
-    let r = common::reference();
-    let refs = r["transcripts"][model].as_object().unwrap();
+    let refs = common::reference_tokens(model);
     assert!(refs.len() >= 10, "fixture covers the bundled 16 kHz clips");
     let mut p = common::pipeline(model).lock().unwrap();
-    let mut mismatches = Vec::new();
-    for (audio, want) in refs {
-        let a = load_16k(&common::repo().join("datasets/speech-en").join(audio)).unwrap();
-        let t = p.transcribe(&a.samples).unwrap();
-        let want_ids: Vec<i64> = want["ids"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| v.as_i64().unwrap())
-            .collect();
-        if t.tokens != want_ids {
-            mismatches.push(format!(
-                "{audio}:\n  ours: {}\n  ct2:  {}",
-                t.text, want["text"]
-            ));
-        }
-    }
+    let mismatches: Vec<String> = refs
+        .iter()
+        .filter_map(|(audio, ids, text)| {
+            let t = common::transcribe_clip(&mut p, audio);
+            (&t.tokens != ids).then(|| format!("{audio}:\n  ours: {}\n  ct2:  {text}", t.text))
+        })
+        .collect();
     assert!(
         mismatches.is_empty(),
         "{model}: token mismatches:\n{}",

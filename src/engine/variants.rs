@@ -118,6 +118,17 @@ fn build(
     Ok(summary)
 }
 
+/// The quantization sidecar of a model folder, if it has one.
+fn read_sidecar(dir: &Path) -> Result<Option<QuantSummary>> {
+    let sidecar = dir.join(SIDECAR_FILE);
+    match std::fs::read_to_string(&sidecar) {
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text).with_context(|| sidecar.display().to_string())?,
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
 /// A model opened in one variant, with what it is.
 pub struct Opened {
     pub pipeline: Pipeline,
@@ -140,13 +151,7 @@ pub fn open_variant(
     let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
     let (dir, quantization, variant) = if variant == BASELINE {
         // A folder given by path may itself be a quantized one: label it by its sidecar.
-        let sidecar = fp32.onnx_dir.join(SIDECAR_FILE);
-        let summary: Option<QuantSummary> = match std::fs::read_to_string(&sidecar) {
-            Ok(text) => {
-                Some(serde_json::from_str(&text).with_context(|| sidecar.display().to_string())?)
-            }
-            Err(_) => None,
-        };
+        let summary = read_sidecar(&fp32.onnx_dir)?;
         let label = summary.as_ref().map_or(BASELINE, |s| s.recipe.name());
         (fp32.onnx_dir.clone(), summary, label.to_string())
     } else {
@@ -155,12 +160,9 @@ pub fn open_variant(
             ignored: ignored.clone(),
         };
         let dir = cached_dir(ctx, &fp32, &options);
-        let sidecar = dir.join(SIDECAR_FILE);
-        let summary = match std::fs::read_to_string(&sidecar) {
-            Ok(text) => {
-                serde_json::from_str(&text).with_context(|| sidecar.display().to_string())?
-            }
-            Err(_) => build(&fp32, &options, &dir, ctx, sink)?,
+        let summary = match read_sidecar(&dir)? {
+            Some(s) => s,
+            None => build(&fp32, &options, &dir, ctx, sink)?,
         };
         (dir, Some(summary), variant.to_string())
     };

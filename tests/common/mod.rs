@@ -38,3 +38,33 @@ pub fn reference() -> serde_json::Value {
         std::fs::read_to_string(repo().join("tests/fixtures/whisper_reference.json")).unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// CTranslate2's greedy token ids for each reference clip of `model`: (clip path under datasets/speech-en, ids, text).
+pub fn reference_tokens(model: &str) -> Vec<(String, Vec<i64>, String)> {
+    let r = reference();
+    r["transcripts"][model]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(audio, want)| {
+            let ids = want["ids"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_i64().unwrap())
+                .collect();
+            (
+                audio.clone(),
+                ids,
+                want["text"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Transcribes a bundled clip (path relative to datasets/speech-en).
+pub fn transcribe_clip(p: &mut Pipeline, clip: &str) -> quantbench::models::whisper::Transcription {
+    let a =
+        quantbench::data::audio::load_16k(&repo().join("datasets/speech-en").join(clip)).unwrap();
+    p.transcribe(&a.samples).unwrap()
+}
