@@ -61,8 +61,20 @@ pub fn dims(m: &Ct2Model) -> Result<Dims, Ct2Error> {
     if emb.shape.len() != 2 || enc_pos.shape.len() != 2 || dec_pos.shape.len() != 2 {
         return Err(shape_err("decoder/embeddings/weight", &emb.shape));
     }
+    let d_model = conv1.shape[0];
+    for name in ["encoder/num_heads", "decoder/num_heads"] {
+        let heads = m.scalar(name)?;
+        if heads <= 0 || d_model % heads as usize != 0 {
+            return Err(Ct2Error::Shape {
+                path: m.path.clone(),
+                name: name.into(),
+                shape: vec![heads.max(0) as usize],
+                expected: format!("a positive divisor of d_model {d_model}"),
+            });
+        }
+    }
     Ok(Dims {
-        d_model: conv1.shape[0],
+        d_model,
         n_mels: conv1.shape[1],
         enc_layers: count_layers(m, "encoder"),
         dec_layers: count_layers(m, "decoder"),
@@ -676,4 +688,69 @@ fn decoder_graph(
         "whisper_decoder"
     };
     Ok(g.finish(name, OPSET))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A CT2 file holding only what `dims` reads; `enc_heads` is written as given.
+    fn tiny_ct2(enc_heads: i16) -> Vec<u8> {
+        let mut b = Vec::new();
+        let put_str = |b: &mut Vec<u8>, s: &str| {
+            b.extend_from_slice(&((s.len() + 1) as u16).to_le_bytes());
+            b.extend_from_slice(s.as_bytes());
+            b.push(0);
+        };
+        let vars: Vec<(&str, Vec<u32>)> = vec![
+            ("decoder/embeddings/weight", vec![5, 4]),
+            ("decoder/position_encodings/encodings", vec![3, 4]),
+            ("encoder/conv1/weight", vec![4, 2, 3]),
+            ("encoder/position_encodings/encodings", vec![6, 4]),
+        ];
+        b.extend_from_slice(&6u32.to_le_bytes());
+        put_str(&mut b, "WhisperSpec");
+        b.extend_from_slice(&3u32.to_le_bytes());
+        b.extend_from_slice(&((vars.len() + 2) as u32).to_le_bytes());
+        for (name, dims) in &vars {
+            put_str(&mut b, name);
+            b.push(dims.len() as u8);
+            dims.iter()
+                .for_each(|d| b.extend_from_slice(&d.to_le_bytes()));
+            b.push(0); // f32
+            let n: u32 = dims.iter().product::<u32>() * 4;
+            b.extend_from_slice(&n.to_le_bytes());
+            b.extend(std::iter::repeat_n(0u8, n as usize));
+        }
+        for (name, v) in [
+            ("decoder/num_heads", 2i16),
+            ("encoder/num_heads", enc_heads),
+        ] {
+            put_str(&mut b, name);
+            b.push(0);
+            b.push(2); // int16
+            b.extend_from_slice(&2u32.to_le_bytes());
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+        b.extend_from_slice(&0u32.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn dims_are_read_and_impossible_head_counts_refused() {
+        let ok = Ct2Model::parse(Path::new("m.bin"), &tiny_ct2(2)).unwrap();
+        let d = dims(&ok).unwrap();
+        assert_eq!(
+            (d.d_model, d.n_mels, d.vocab, d.n_audio_ctx, d.n_text_ctx),
+            (4, 2, 5, 6, 3)
+        );
+        for bad in [0, 3, -1] {
+            let m = Ct2Model::parse(Path::new("m.bin"), &tiny_ct2(bad)).unwrap();
+            let e = dims(&m).unwrap_err().to_string();
+            assert!(
+                e.contains("encoder/num_heads") && e.contains("divisor"),
+                "{e}"
+            );
+        }
+    }
 }
