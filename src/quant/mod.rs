@@ -159,7 +159,7 @@ pub struct QuantSummary {
 
 pub const SIDECAR_FILE: &str = "quantization.json";
 
-/// Values of a float initializer, from raw_data or float_data; external data is refused.
+/// Values of a float initializer, from raw_data or float_data, checked against its declared shape.
 pub(crate) fn float_data(t: &TensorProto) -> Result<Vec<f32>, QuantError> {
     if t.data_type() != DataType::Float as i32 {
         return Err(QuantError::Tensor(format!(
@@ -167,19 +167,29 @@ pub(crate) fn float_data(t: &TensorProto) -> Result<Vec<f32>, QuantError> {
             t.name()
         )));
     }
-    if let Some(raw) = &t.raw_data {
-        if raw.len() % 4 != 0 {
+    let values: Vec<f32> = match &t.raw_data {
+        Some(raw) if raw.len() % 4 != 0 => {
             return Err(QuantError::Tensor(format!(
                 "initializer `{}` has a ragged raw_data",
                 t.name()
-            )));
+            )))
         }
-        return Ok(raw
+        Some(raw) => raw
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect());
+            .collect(),
+        None => t.float_data.clone(),
+    };
+    let expected: i64 = t.dims.iter().product();
+    if values.len() as i64 != expected {
+        return Err(QuantError::Tensor(format!(
+            "initializer `{}` holds {} values for shape {:?}",
+            t.name(),
+            values.len(),
+            t.dims
+        )));
     }
-    Ok(t.float_data.clone())
+    Ok(values)
 }
 
 /// Rewrites every graph file of `src` into `dst` (a fresh folder) and copies the other files.
