@@ -60,9 +60,27 @@ pub enum Command {
     Quantize {
         #[arg(long)]
         model: String,
-        /// dynamic (static and weights are not implemented yet)
+        /// dynamic, static (calibrated QDQ, transformer preset) or weights (weight-only compression)
         #[arg(long)]
         recipe: String,
+        /// Speech manifest to calibrate the static recipe on (default: datasets/speech-calib/manifest.jsonl)
+        #[arg(long)]
+        calib: Option<PathBuf>,
+        /// Calibration clips used (a seeded choice from the manifest)
+        #[arg(long, default_value_t = 30)]
+        calib_size: usize,
+        /// Seed of the calibration choice
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Activation range estimator: minmax, percentile[:P] or mse
+        #[arg(long, default_value = "mse")]
+        estimator: String,
+        /// SmoothQuant α for the encoder and the decoder (the seed's: 0.5,0.95); `off` for none, or per part
+        #[arg(long, default_value = "off")]
+        smooth_quant: String,
+        /// Leave biases as they are (no fast bias correction)
+        #[arg(long)]
+        no_bias_correction: bool,
         /// Output folder (default: the cache, where `--variant RECIPE` finds it)
         #[arg(long)]
         out: Option<PathBuf>,

@@ -75,6 +75,23 @@ pub struct ModelEntry {
     /// Nodes every recipe keeps in float (by name, regex or op type).
     #[serde(default)]
     pub ignored_scope: crate::quant::IgnoredScope,
+    /// Speech manifest the static recipe calibrates on, relative to the experiment file
+    /// (default: datasets/speech-calib/manifest.jsonl).
+    #[serde(default)]
+    pub calibration: Option<PathBuf>,
+    /// The static recipe's parameters (estimator, smooth_quant, bias_correction, calibration_size, seed).
+    #[serde(default, rename = "static")]
+    pub static_params: crate::quant::StaticParams,
+}
+
+impl ModelEntry {
+    pub fn quant_setup(&self) -> crate::engine::QuantSetup {
+        crate::engine::QuantSetup {
+            ignored: self.ignored_scope.clone(),
+            params: self.static_params.clone(),
+            calibration: self.calibration.clone(),
+        }
+    }
 }
 
 /// A release gate. Every limit is optional.
@@ -133,6 +150,9 @@ impl Experiment {
         for m in &mut exp.models {
             if m.dataset.is_relative() {
                 m.dataset = base.join(&m.dataset);
+            }
+            if let Some(c) = m.calibration.as_mut().filter(|c| c.is_relative()) {
+                *c = base.join(&*c);
             }
         }
         Ok(exp)

@@ -101,6 +101,34 @@ fn context(
     }
 }
 
+/// `--smooth-quant`: `off`, one α for every part, or `ENCODER,DECODER` where either may be `off`.
+fn parse_alpha(text: &str) -> Result<Option<quantbench::quant::SmoothAlpha>> {
+    if text == "off" {
+        return Ok(None);
+    }
+    let one = |v: &str| -> Option<Option<f32>> {
+        match v.trim() {
+            "off" => Some(None),
+            v => v
+                .parse::<f32>()
+                .ok()
+                .filter(|a| (0.0..=1.0).contains(a))
+                .map(Some),
+        }
+    };
+    let values = text.split(',').map(one).collect::<Option<Vec<_>>>();
+    match values.as_deref() {
+        Some(&[a]) => Ok(Some(quantbench::quant::SmoothAlpha {
+            encoder: a,
+            decoder: a,
+        })),
+        Some(&[encoder, decoder]) => Ok(Some(quantbench::quant::SmoothAlpha { encoder, decoder })),
+        _ => anyhow::bail!(
+            "--smooth-quant: expected `off`, an α in [0, 1] or `ENCODER,DECODER` (e.g. 0.5,0.95 or 0.5,off), got `{text}`"
+        ),
+    }
+}
+
 enum Outcome {
     Done,
     ThresholdFailed(Vec<String>),
@@ -192,18 +220,40 @@ fn run(cli: Cli) -> Result<Outcome> {
             ignore_names,
             ignore_patterns,
             ignore_types,
+            calib,
+            calib_size,
+            seed,
+            estimator,
+            smooth_quant,
+            no_bias_correction,
         } => {
-            let options = quantbench::quant::QuantOptions {
-                recipe: quantbench::quant::Recipe::parse(recipe)?,
+            let recipe = quantbench::quant::Recipe::parse(recipe)?;
+            let setup = engine::QuantSetup {
                 ignored: quantbench::quant::IgnoredScope {
                     names: ignore_names.clone(),
                     patterns: ignore_patterns.clone(),
                     types: ignore_types.clone(),
                 },
+                params: quantbench::quant::StaticParams {
+                    estimator: quantbench::quant::calib::Estimator::parse(estimator)
+                        .map_err(|e| anyhow::anyhow!("--estimator: {e}"))?,
+                    smooth_quant: parse_alpha(smooth_quant)?,
+                    bias_correction: !no_bias_correction,
+                    calibration_size: *calib_size,
+                    seed: *seed,
+                },
+                calibration: calib.clone(),
             };
             let ctx = context(&cli, None, None);
-            let (dir, summary) =
-                engine::quantize(model, &options, out.as_deref(), *force, &ctx, &mut sink)?;
+            let (dir, summary) = engine::quantize(
+                model,
+                recipe,
+                &setup,
+                out.as_deref(),
+                *force,
+                &ctx,
+                &mut sink,
+            )?;
             for p in &summary.parts {
                 let (q, t) = p
                     .ops

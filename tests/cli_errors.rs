@@ -412,6 +412,47 @@ fn quantize_refuses_bad_recipes_and_existing_output() {
         &[],
     );
     expect_error(&o, &["unknown recipe `int4`"]);
+    // Calibration sets that cannot be used: empty, naming missing audio, or size 0 — nothing written.
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.path().join("missing.jsonl");
+    std::fs::write(&missing, "{\"audio\": \"nope.wav\", \"text\": \"x\"}\n").unwrap();
+    let out = dir.path().join("static");
+    let out_s = out.display().to_string();
+    for (manifest, size, needles) in [
+        (&empty, "30", vec!["empty.jsonl", "no items"]),
+        (
+            &missing,
+            "30",
+            vec!["missing.jsonl:1", "nope.wav", "does not exist"],
+        ),
+        (
+            &missing,
+            "0",
+            vec!["missing.jsonl", "calibration size is 0"],
+        ),
+    ] {
+        let m = manifest.display().to_string();
+        let o = quantbench(
+            &[
+                "quantize",
+                "--model",
+                "whisper-tiny.en",
+                "--recipe",
+                "static",
+                "--calib",
+                &m,
+                "--calib-size",
+                size,
+                "--out",
+                &out_s,
+            ],
+            &[],
+        );
+        expect_error(&o, &needles);
+        assert!(!out.exists(), "nothing may be written for {m}");
+    }
     let o = quantbench(
         &[
             "quantize",
@@ -419,10 +460,12 @@ fn quantize_refuses_bad_recipes_and_existing_output() {
             "whisper-tiny.en",
             "--recipe",
             "static",
+            "--estimator",
+            "kl",
         ],
         &[],
     );
-    expect_error(&o, &["recipe `static` is not implemented yet"]);
+    expect_error(&o, &["--estimator", "unknown range estimator `kl`"]);
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("int8");

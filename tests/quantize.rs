@@ -8,7 +8,11 @@ use ort::value::Tensor;
 use quantbench::data::audio::load_16k;
 use quantbench::onnx::proto::tensor_proto::DataType;
 use quantbench::onnx::{write_model, Dim, GraphBuilder};
-use quantbench::quant::{quantize_folder, Recipe};
+use quantbench::quant::calib::{Estimator, TensorStats};
+use quantbench::quant::{
+    instrument_folder, observe, quantize_folder, smooth_folder, Calibration, IgnoredScope,
+    QuantOptions, Recipe, SmoothAlpha, StaticParams,
+};
 
 fn run(path: &Path, x: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut s = quantbench::runtime::session(path, 1).unwrap();
@@ -53,6 +57,7 @@ fn dynamic_int8_small_graph_runs_in_ort_within_error_bounds() {
         dst.path(),
         &["mlp.onnx"],
         Recipe::Dynamic,
+        None,
         &mut |_| {},
     )
     .unwrap();
@@ -90,7 +95,15 @@ fn weight_only_int8_small_graph_is_closer_to_fp32_than_dynamic() {
     let mut errs = Vec::new();
     for recipe in [Recipe::Weights, Recipe::Dynamic] {
         let dst = tempfile::tempdir().unwrap();
-        quantize_folder(src.path(), dst.path(), &["mlp.onnx"], recipe, &mut |_| {}).unwrap();
+        quantize_folder(
+            src.path(),
+            dst.path(),
+            &["mlp.onnx"],
+            recipe,
+            None,
+            &mut |_| {},
+        )
+        .unwrap();
         let q = run(&dst.path().join("mlp.onnx"), &x, 8, 64);
         errs.push(
             fp.iter()
@@ -109,6 +122,140 @@ fn weight_only_int8_small_graph_is_closer_to_fp32_than_dynamic() {
         errs[0]
     );
     assert!(errs[0] < errs[1], "float activations must beat 8-bit ones");
+}
+
+/// Runs the instrumented copy of `dir`'s mlp on `x` and gathers the statistics of what it exposes.
+fn calibrate(dir: &Path, x: &[f32], rows: usize) -> Calibration {
+    let work = tempfile::tempdir().unwrap();
+    let observed =
+        instrument_folder(dir, work.path(), &["mlp.onnx"], &IgnoredScope::default()).unwrap();
+    let acts = &observed["mlp.onnx"];
+    assert_eq!(acts.len(), 2, "both MatMul inputs are observed: {acts:?}");
+    let mut s = quantbench::runtime::session(&work.path().join("mlp.onnx"), 1).unwrap();
+    let input = Tensor::from_array((vec![rows as i64, 64], x.to_vec())).unwrap();
+    let out = s.run(ort::inputs! {"x" => input}).unwrap();
+    let mut stats = std::collections::HashMap::new();
+    for (name, k) in acts {
+        let mut st = TensorStats::new(*k);
+        let v = &out[format!("{}{name}", observe::PREFIX).as_str()];
+        st.observe(v.try_extract_tensor::<f32>().unwrap().1)
+            .unwrap();
+        stats.insert(name.clone(), st);
+    }
+    Calibration {
+        stats: [("mlp.onnx".to_string(), stats)].into_iter().collect(),
+        sha256: "test".into(),
+        clips: 1,
+        smoothing: Default::default(),
+        origin: None,
+        seconds: 0.0,
+    }
+}
+
+fn max_abs_err(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
+#[test]
+fn static_int8_small_graph_with_smoothing_and_bias_correction() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    mlp(src.path());
+    // Inputs with one outlier channel (×20), the case SmoothQuant is for.
+    let x: Vec<f32> = (0..32 * 64)
+        .map(|i| {
+            let v = (i * 7919 % 211) as f32 / 105.0 - 1.0;
+            if i % 64 == 5 {
+                v * 20.0
+            } else {
+                v
+            }
+        })
+        .collect();
+    let fp = run(&src.path().join("mlp.onnx"), &x, 32, 64);
+    let scale = fp.iter().fold(0f32, |m, v| m.max(v.abs()));
+
+    // Smoothing alone leaves the float function unchanged.
+    let first = calibrate(src.path(), &x, 32);
+    let smoothed = tempfile::tempdir().unwrap();
+    let alpha = SmoothAlpha {
+        encoder: Some(0.5),
+        decoder: Some(0.5),
+    };
+    let reports = smooth_folder(
+        src.path(),
+        smoothed.path(),
+        &["mlp.onnx"],
+        &first.stats,
+        alpha,
+        &IgnoredScope::default(),
+    )
+    .unwrap();
+    assert_eq!(reports["mlp.onnx"].matmuls, 2);
+    assert_eq!(
+        reports["mlp.onnx"].scale_nodes, 2,
+        "no LayerNorm to fold into"
+    );
+    let fs = run(&smoothed.path().join("mlp.onnx"), &x, 32, 64);
+    assert!(
+        max_abs_err(&fp, &fs) <= 1e-4 * scale,
+        "smoothing changed the float output"
+    );
+
+    let quantize = |dir: &Path, smooth: bool, bias_correction: bool| -> f32 {
+        let mut cal = calibrate(dir, &x, 32);
+        if smooth {
+            cal.smoothing = reports.clone();
+        }
+        let dst = tempfile::tempdir().unwrap();
+        let options = QuantOptions {
+            recipe: Recipe::Static,
+            ignored: IgnoredScope::default(),
+            params: StaticParams {
+                estimator: Estimator::MinMax,
+                bias_correction,
+                ..StaticParams::default()
+            },
+        };
+        let summary = quantize_folder(
+            dir,
+            dst.path(),
+            &["mlp.onnx"],
+            options,
+            Some(&cal),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(summary.parts[0].ops["MatMul"].quantized, 2);
+        assert_eq!(
+            summary.parts[0].bias_corrected,
+            Some(usize::from(bias_correction))
+        );
+        assert_eq!(summary.calibration_sha256.as_deref(), Some("test"));
+        max_abs_err(&fp, &run(&dst.path().join("mlp.onnx"), &x, 32, 64))
+    };
+    let plain = quantize(src.path(), false, false);
+    let smooth = quantize(smoothed.path(), true, false);
+    let corrected = quantize(smoothed.path(), true, true);
+    eprintln!("static max |error|: plain {plain} smoothed {smooth} +bias correction {corrected} (range {scale})");
+    assert!(plain > 0.0 && plain <= 0.05 * scale, "static error {plain}");
+    assert!(
+        smooth < plain,
+        "SmoothQuant must help with an outlier channel"
+    );
+    assert!(corrected <= 0.05 * scale);
+    // Without statistics the static recipe refuses to run.
+    let dst = tempfile::tempdir().unwrap();
+    let e = quantize_folder(
+        src.path(),
+        dst.path(),
+        &["mlp.onnx"],
+        Recipe::Static,
+        None,
+        &mut |_| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("calibration"), "{e}");
 }
 
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
@@ -130,6 +277,7 @@ fn int8_encoder_keeps_cosine_similarity_on_real_audio_and_quantizing_is_determin
         a.path(),
         &files,
         Recipe::Dynamic,
+        None,
         &mut |_| {},
     )
     .unwrap();
@@ -138,6 +286,7 @@ fn int8_encoder_keeps_cosine_similarity_on_real_audio_and_quantizing_is_determin
         b.path(),
         &files,
         Recipe::Dynamic,
+        None,
         &mut |_| {},
     )
     .unwrap();
@@ -166,4 +315,167 @@ fn int8_encoder_keeps_cosine_similarity_on_real_audio_and_quantizing_is_determin
     let c = cosine(&f, &q);
     eprintln!("encoder cosine similarity INT8 vs FP32: {c:.5}");
     assert!(c >= 0.99, "encoder cosine similarity {c}");
+}
+
+#[test]
+fn smoothquant_leaves_the_real_encoder_unchanged_in_float() {
+    let ctx = common::context();
+    ctx.init_runtime(&mut |_| {}).unwrap();
+    let fp32 = quantbench::models::resolve("whisper-tiny.en", &ctx.cache, &mut |_| {}).unwrap();
+    let files = ["encoder_model.onnx"];
+    let audio = load_16k(&common::repo().join("datasets/speech-en/librispeech/1995-1837-0001.wav"))
+        .unwrap();
+    let mel = quantbench::models::whisper::features::MelExtractor::new(80).compute(&audio.samples);
+    let window = mel.window(0);
+    let run_encoder = |path: &Path| {
+        let mut s = quantbench::runtime::session(path, ctx.threads).unwrap();
+        let x = Tensor::from_array((vec![1i64, 80, 3000], window.clone())).unwrap();
+        let out = s.run(ort::inputs! {"input_features" => x}).unwrap();
+        out.iter()
+            .map(|(name, v)| {
+                (
+                    name.to_string(),
+                    v.try_extract_tensor::<f32>().unwrap().1.to_vec(),
+                )
+            })
+            .collect::<std::collections::HashMap<_, _>>()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let observed = instrument_folder(
+        &fp32.onnx_dir,
+        work.path(),
+        &files,
+        &IgnoredScope::default(),
+    )
+    .unwrap();
+    let outputs = run_encoder(&work.path().join(files[0]));
+    let mut stats = std::collections::HashMap::new();
+    for (name, k) in &observed[files[0]] {
+        let mut st = TensorStats::new(*k);
+        st.observe(&outputs[&format!("{}{name}", observe::PREFIX)])
+            .unwrap();
+        stats.insert(name.clone(), st);
+    }
+    let smoothed = tempfile::tempdir().unwrap();
+    let reports = smooth_folder(
+        &fp32.onnx_dir,
+        smoothed.path(),
+        &files,
+        &[(files[0].to_string(), stats)].into_iter().collect(),
+        SmoothAlpha {
+            encoder: Some(0.5),
+            decoder: None,
+        },
+        &IgnoredScope::default(),
+    )
+    .unwrap();
+    let r = &reports[files[0]];
+    assert_eq!(r.matmuls, 24, "{r:?}");
+    assert_eq!(
+        r.folded_into_layernorm, 8,
+        "q/k/v and fc1 follow a LayerNorm in each of 4 layers"
+    );
+    let f = &outputs["last_hidden_state"];
+    let s = &run_encoder(&smoothed.path().join(files[0]))["last_hidden_state"];
+    let c = cosine(f, s);
+    eprintln!(
+        "smoothed vs original encoder, float: cosine {c:.7}, max |diff| {}",
+        max_abs_err(f, s)
+    );
+    assert!(
+        c > 0.99999,
+        "smoothing changed the float encoder: cosine {c}"
+    );
+}
+
+/// Encoder activation statistics from the instrumented float encoder on the given clips.
+fn encoder_stats(
+    fp32_dir: &Path,
+    clips: &[&str],
+    threads: usize,
+) -> std::collections::HashMap<String, TensorStats> {
+    let work = tempfile::tempdir().unwrap();
+    let files = ["encoder_model.onnx"];
+    let observed =
+        instrument_folder(fp32_dir, work.path(), &files, &IgnoredScope::default()).unwrap();
+    let mut s = quantbench::runtime::session(&work.path().join(files[0]), threads).unwrap();
+    let mut stats: std::collections::HashMap<String, TensorStats> = observed[files[0]]
+        .iter()
+        .map(|(n, k)| (n.clone(), TensorStats::new(*k)))
+        .collect();
+    for clip in clips {
+        let audio = load_16k(&common::repo().join(clip)).unwrap();
+        let mel =
+            quantbench::models::whisper::features::MelExtractor::new(80).compute(&audio.samples);
+        let x = Tensor::from_array((vec![1i64, 80, 3000], mel.window(0))).unwrap();
+        let out = s.run(ort::inputs! {"input_features" => x}).unwrap();
+        for (name, st) in stats.iter_mut() {
+            let v = &out[format!("{}{name}", observe::PREFIX).as_str()];
+            st.observe(v.try_extract_tensor::<f32>().unwrap().1)
+                .unwrap();
+        }
+    }
+    stats
+}
+
+#[test]
+fn static_int8_encoder_keeps_cosine_similarity_on_unseen_real_audio_and_is_deterministic() {
+    let ctx = common::context();
+    ctx.init_runtime(&mut |_| {}).unwrap();
+    let fp32 = quantbench::models::resolve("whisper-tiny.en", &ctx.cache, &mut |_| {}).unwrap();
+    let files = ["encoder_model.onnx"];
+    let stats = encoder_stats(
+        &fp32.onnx_dir,
+        &[
+            "datasets/speech-calib/harvard/harvard_01.wav",
+            "datasets/speech-calib/cards/005.wav",
+        ],
+        ctx.threads,
+    );
+    let calibration = Calibration {
+        stats: [(files[0].to_string(), stats)].into_iter().collect(),
+        sha256: "two clips".into(),
+        clips: 2,
+        smoothing: Default::default(),
+        origin: None,
+        seconds: 0.0,
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dst in [&a, &b] {
+        let s = quantize_folder(
+            &fp32.onnx_dir,
+            dst.path(),
+            &files,
+            Recipe::Static,
+            Some(&calibration),
+            &mut |_| {},
+        )
+        .unwrap();
+        assert_eq!(s.parts[0].ops["MatMul"].quantized, 24);
+        assert_eq!(s.parts[0].bias_corrected, Some(20), "k_proj has no bias");
+    }
+    assert_eq!(
+        std::fs::read(a.path().join(files[0])).unwrap(),
+        std::fs::read(b.path().join(files[0])).unwrap(),
+        "same statistics must give byte-identical models"
+    );
+    let audio = load_16k(&common::repo().join("datasets/speech-en/librispeech/1995-1837-0001.wav"))
+        .unwrap();
+    let mel = quantbench::models::whisper::features::MelExtractor::new(80).compute(&audio.samples);
+    let encode = |path: &Path| -> Vec<f32> {
+        let mut s = quantbench::runtime::session(path, ctx.threads).unwrap();
+        let x = Tensor::from_array((vec![1i64, 80, 3000], mel.window(0))).unwrap();
+        let out = s.run(ort::inputs! {"input_features" => x}).unwrap();
+        out["last_hidden_state"]
+            .try_extract_tensor::<f32>()
+            .unwrap()
+            .1
+            .to_vec()
+    };
+    let c = cosine(
+        &encode(&fp32.onnx_dir.join(files[0])),
+        &encode(&a.path().join(files[0])),
+    );
+    eprintln!("static INT8 encoder cosine similarity vs FP32 on unseen audio: {c:.5}");
+    assert!(c >= 0.99, "static encoder cosine similarity {c}");
 }

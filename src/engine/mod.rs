@@ -1,12 +1,14 @@
 //! The engine: runs transcription, evaluation, latency series and whole experiments, and reports what it
 //! does as typed events. It never prints; faces (CLI progress lines, later the TUI) render the events.
 
+mod calibrate;
 mod environment;
 mod events;
 mod run;
 mod variants;
 
+pub use calibrate::{CalibrationSet, DEFAULT_CALIBRATION};
 pub use environment::environment;
 pub use events::{Event, Stage};
 pub use run::{dataset_sha256, evaluate, run_experiment, Context};
-pub use variants::{open_variant, quantize, Opened, BASELINE};
+pub use variants::{open_variant, quantize, Opened, QuantSetup, BASELINE};

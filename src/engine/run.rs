@@ -325,7 +325,7 @@ pub fn run_experiment(
         let mut arms = Vec::new();
         for variant in entry.variants() {
             arms.push(Arm {
-                opened: open_variant(&entry.model, &variant, &entry.ignored_scope, ctx, sink)?,
+                opened: open_variant(&entry.model, &variant, &entry.quant_setup(), ctx, sink)?,
                 encoder: Vec::new(),
                 step: Vec::new(),
                 e2e: Vec::new(),

@@ -5,11 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context as _, Result};
 
+use super::calibrate::{calibrate, CalibrationSet};
 use super::{Context, Event, Stage};
 use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 use crate::models::{resolve, ResolvedModel};
 use crate::quant::{
-    quantize_folder, IgnoredScope, QuantOptions, QuantSummary, Recipe, SIDECAR_FILE,
+    quantize_folder, IgnoredScope, QuantOptions, QuantSummary, Recipe, StaticParams, SIDECAR_FILE,
 };
 
 /// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
@@ -17,16 +18,57 @@ const QUANT_REVISION: u32 = 2;
 
 pub const BASELINE: &str = "fp32";
 
+/// How INT8 variants are made: the nodes every recipe keeps in float, the static recipe's parameters and
+/// its calibration manifest.
+#[derive(Debug, Clone, Default)]
+pub struct QuantSetup {
+    pub ignored: IgnoredScope,
+    pub params: StaticParams,
+    pub calibration: Option<PathBuf>,
+}
+
+impl QuantSetup {
+    fn options(&self, recipe: Recipe) -> QuantOptions {
+        QuantOptions {
+            recipe,
+            ignored: self.ignored.clone(),
+            params: self.params.clone(),
+        }
+    }
+
+    /// The calibration clips, for recipes that need them.
+    fn calibration_set(&self, recipe: Recipe) -> Result<Option<CalibrationSet>> {
+        if !recipe.needs_calibration() {
+            return Ok(None);
+        }
+        CalibrationSet::load(
+            self.calibration.as_deref(),
+            self.params.calibration_size,
+            self.params.seed,
+        )
+        .map(Some)
+    }
+}
+
 /// Where the cache keeps the INT8 folder of a resolved FP32 model for these options.
-fn cached_dir(ctx: &Context, fp32: &ResolvedModel, options: &QuantOptions) -> PathBuf {
-    let scope = if options.ignored.is_empty() {
+fn cached_dir(
+    ctx: &Context,
+    fp32: &ResolvedModel,
+    options: &QuantOptions,
+    set: Option<&CalibrationSet>,
+) -> PathBuf {
+    let mut key = String::new();
+    if !options.ignored.is_empty() {
+        key += &serde_json::to_string(&options.ignored).expect("scope serialises");
+    }
+    if let Some(set) = set {
+        key += &options.parameters().to_string();
+        key += &set.sha256;
+    }
+    let scope = if key.is_empty() {
         String::new()
     } else {
-        let key = serde_json::to_string(&options.ignored).expect("scope serialises");
-        format!(
-            "-scope-{}",
-            &crate::fsutil::sha256_bytes(key.as_bytes())[..12]
-        )
+        format!("-{}", &crate::fsutil::sha256_bytes(key.as_bytes())[..12])
     };
     let folder = fp32
         .onnx_dir
@@ -59,7 +101,8 @@ fn probe_audio() -> Vec<f32> {
 /// Quantizes `spec` with `recipe` into `out` (or the cache). An existing `out` is refused unless `force`.
 pub fn quantize(
     spec: &str,
-    options: &QuantOptions,
+    recipe: Recipe,
+    setup: &QuantSetup,
     out: Option<&Path>,
     force: bool,
     ctx: &Context,
@@ -67,9 +110,11 @@ pub fn quantize(
 ) -> Result<(PathBuf, QuantSummary)> {
     ctx.init_runtime(sink)?;
     let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
+    let options = setup.options(recipe);
+    let set = setup.calibration_set(recipe)?;
     let dst = match out {
         Some(o) => o.to_path_buf(),
-        None => cached_dir(ctx, &fp32, options),
+        None => cached_dir(ctx, &fp32, &options, set.as_ref()),
     };
     if dst.exists() && !force {
         bail!(
@@ -77,13 +122,14 @@ pub fn quantize(
             dst.display()
         );
     }
-    let summary = build(&fp32, options, &dst, ctx, sink)?;
+    let summary = build(&fp32, &options, set.as_ref(), &dst, ctx, sink)?;
     Ok((dst, summary))
 }
 
 fn build(
     fp32: &ResolvedModel,
     options: &QuantOptions,
+    set: Option<&CalibrationSet>,
     dst: &Path,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
@@ -95,13 +141,38 @@ fn build(
         .tempdir_in(parent)
         .with_context(|| parent.display().to_string())?;
     let files = crate::models::whisper::model::graph_files(&fp32.onnx_dir);
+    let label = format!("{} {}", fp32.name, options.recipe.name());
+    let work = tempfile::Builder::new()
+        .prefix(".work-")
+        .tempdir_in(parent)
+        .with_context(|| parent.display().to_string())?;
+    let (src, calibration) = match set {
+        Some(set) => {
+            let (src, c) = calibrate(&fp32.onnx_dir, options, set, work.path(), &label, ctx, sink)?;
+            (src, Some(c))
+        }
+        None => (fp32.onnx_dir.clone(), None),
+    };
+    sink(Event::Progress {
+        model: label.clone(),
+        stage: Stage::Quantize,
+        done: 0,
+        total: 1,
+    });
     let summary = quantize_folder(
-        &fp32.onnx_dir,
+        &src,
         tmp.path(),
         &files,
         options.clone(),
-        &mut |m| sink(Event::Note(m.to_string())),
+        calibration.as_ref(),
+        &mut |m: &str| sink(Event::Note(m.to_string())),
     )?;
+    sink(Event::Progress {
+        model: label,
+        stage: Stage::Quantize,
+        done: 1,
+        total: 1,
+    });
     sink(Event::Note(format!(
         "quantize {}: checking the INT8 model runs ...",
         fp32.name
@@ -138,12 +209,12 @@ pub struct Opened {
     pub quantization: Option<QuantSummary>,
 }
 
-/// Resolves `spec` and opens it as `variant` (`fp32` or a recipe name), quantizing on first use with the
-/// nodes in `ignored` kept in float.
+/// Resolves `spec` and opens it as `variant` (`fp32` or a recipe name), quantizing on first use as `setup`
+/// says.
 pub fn open_variant(
     spec: &str,
     variant: &str,
-    ignored: &IgnoredScope,
+    setup: &QuantSetup,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<Opened> {
@@ -155,14 +226,13 @@ pub fn open_variant(
         let label = summary.as_ref().map_or(BASELINE, |s| s.recipe.name());
         (fp32.onnx_dir.clone(), summary, label.to_string())
     } else {
-        let options = QuantOptions {
-            recipe: Recipe::parse(variant)?,
-            ignored: ignored.clone(),
-        };
-        let dir = cached_dir(ctx, &fp32, &options);
+        let recipe = Recipe::parse(variant)?;
+        let options = setup.options(recipe);
+        let set = setup.calibration_set(recipe)?;
+        let dir = cached_dir(ctx, &fp32, &options, set.as_ref());
         let summary = match read_sidecar(&dir)? {
             Some(s) => s,
-            None => build(&fp32, &options, &dir, ctx, sink)?,
+            None => build(&fp32, &options, set.as_ref(), &dir, ctx, sink)?,
         };
         (dir, Some(summary), variant.to_string())
     };

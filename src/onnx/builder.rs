@@ -21,7 +21,8 @@ pub struct GraphBuilder {
     counter: usize,
 }
 
-fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
+/// A typed graph input/output description.
+pub fn value_info(name: &str, elem: DataType, dims: &[Dim]) -> ValueInfoProto {
     let dim = dims
         .iter()
         .map(|d| tensor_shape_proto::Dimension {

@@ -8,7 +8,7 @@ pub mod proto {
 mod builder;
 mod io;
 
-pub use builder::{Dim, GraphBuilder};
+pub use builder::{value_info, Dim, GraphBuilder};
 pub use io::{read_model, write_model, OnnxIoError};
 
 /// Attribute constructors for `GraphBuilder::op`.

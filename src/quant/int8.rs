@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::onnx::attr::int;
 use crate::onnx::proto::{tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
 
+use super::graph::{f32_tensor, i8_tensor, node};
 use super::qmath::{quantize_per_column_i8, quantize_per_row_i8};
 use super::{float_data, OpCount, QuantError};
 
@@ -24,36 +25,6 @@ pub struct Rewrite {
     pub ops: BTreeMap<String, OpCount>,
     /// Constant-weight MatMuls left in float, with why.
     pub skipped: Vec<String>,
-}
-
-fn i8_tensor(name: &str, dims: Vec<i64>, data: &[i8]) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims,
-        data_type: Some(DataType::Int8 as i32),
-        raw_data: Some(data.iter().map(|&v| v as u8).collect()),
-        ..Default::default()
-    }
-}
-
-fn f32_tensor(name: &str, dims: Vec<i64>, data: &[f32]) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims,
-        data_type: Some(DataType::Float as i32),
-        raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, name: String, inputs: Vec<String>, outputs: Vec<String>) -> NodeProto {
-    NodeProto {
-        name: Some(name),
-        op_type: Some(op.into()),
-        input: inputs,
-        output: outputs,
-        ..Default::default()
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +42,7 @@ pub fn rewrite(
     ignored: &dyn Fn(&NodeProto) -> bool,
 ) -> Result<Rewrite, QuantError> {
     let graph = model.graph.as_mut().ok_or(QuantError::NoGraph)?;
-    let init_index: HashMap<String, usize> = graph
-        .initializer
-        .iter()
-        .enumerate()
-        .map(|(i, t)| (t.name().to_string(), i))
-        .collect();
+    let init_index = super::graph::initializer_index(graph);
     let mut result = Rewrite::default();
     for n in &graph.node {
         result.ops.entry(n.op_type().to_string()).or_default().total += 1;
@@ -206,21 +172,13 @@ pub fn rewrite(
     }
     graph.node = new_nodes;
 
-    // Float weights no node reads any more are dropped.
-    let used: HashSet<&str> = graph
-        .node
-        .iter()
-        .flat_map(|n| n.input.iter().map(String::as_str))
-        .chain(graph.output.iter().map(|o| o.name()))
-        .collect();
-    let used: HashSet<String> = used.into_iter().map(str::to_string).collect();
-    graph.initializer.retain(|t| used.contains(t.name()));
+    super::graph::drop_unused_initializers(graph);
     graph.initializer.extend(new_inits);
     Ok(result)
 }
 
 /// The constant float 2-D table of a `Gather` along axis 0, if that is what `n` is.
-fn embedding_table<'a>(
+pub(super) fn embedding_table<'a>(
     n: &NodeProto,
     index: &HashMap<String, usize>,
     inits: &'a [TensorProto],
@@ -238,7 +196,7 @@ fn embedding_table<'a>(
 }
 
 /// Gather(table, ids) → Cast(Gather(int8 table, ids)) · Unsqueeze(Gather(row scales, ids), -1).
-fn gather_rewrite(
+pub(super) fn gather_rewrite(
     n: &NodeProto,
     table: &TensorProto,
     nodes: &mut Vec<NodeProto>,

@@ -90,12 +90,87 @@ fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
     if !checks.is_empty() {
         let _ = writeln!(out, "\nThresholds:\n\n{}", checks.join("\n"));
     }
+    parts_table(out, rows);
+    quantization_notes(out, rows);
     let _ = writeln!(
         out,
         "\nSpeedup = median over paired runs of FP32 time / variant time; the variants' runs alternate \
          (A B A B …) with the same inputs and {} threads. Drop = WER(variant) − WER(FP32) in points.\n",
         rows[0].latency.threads
     );
+}
+
+/// Per model part: FP32 size, each variant's size and compression rate (FP32 / INT8).
+fn parts_table(out: &mut String, rows: &[&ModelResult]) {
+    let base = rows[0];
+    let _ = write!(out, "\n| part | {} |", base.variant);
+    for r in &rows[1..] {
+        let _ = write!(out, " {} | rate |", r.variant);
+    }
+    let _ = writeln!(out, "\n|---|---|{}", "---|---|".repeat(rows.len() - 1));
+    for p in &base.parts {
+        let _ = write!(out, "| {} | {} |", p.part, mb(p.bytes));
+        for r in &rows[1..] {
+            match r.parts.iter().find(|q| q.part == p.part) {
+                Some(q) => {
+                    let _ = write!(
+                        out,
+                        " {} | {:.2}× |",
+                        mb(q.bytes),
+                        p.bytes as f64 / q.bytes.max(1) as f64
+                    );
+                }
+                None => out.push_str(" — | — |"),
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// How each INT8 variant was made: recipe parameters, calibration, what was quantized, time taken.
+fn quantization_notes(out: &mut String, rows: &[&ModelResult]) {
+    for r in rows {
+        let Some(q) = &r.quantization else { continue };
+        let _ = writeln!(
+            out,
+            "\n**{}** — made in {:.1} s{}.",
+            r.variant,
+            q.seconds,
+            q.calibration_sha256
+                .as_ref()
+                .map_or(String::new(), |h| format!(
+                    "; calibrated on {} clips (set sha256 `{}`)",
+                    q.calibration_clips.unwrap_or(0),
+                    &h[..16.min(h.len())]
+                ))
+        );
+        if let Some(p) = q.parameters.get("static") {
+            let _ = writeln!(out, "Parameters: `{p}`.");
+        }
+        for p in &q.parts {
+            let ops: Vec<String> = p
+                .ops
+                .iter()
+                .filter(|(_, c)| c.quantized > 0)
+                .map(|(op, c)| format!("{op} {}/{}", c.quantized, c.total))
+                .collect();
+            let mut line = format!("- `{}`: {}", p.file, ops.join(", "));
+            if let Some(s) = &p.smoothing {
+                let _ = write!(
+                    line,
+                    "; SmoothQuant α {} on {} MatMuls ({} folded into LayerNorm, {} scale nodes)",
+                    s.alpha, s.matmuls, s.folded_into_layernorm, s.scale_nodes
+                );
+            }
+            if let Some(b) = p.bias_corrected {
+                let _ = write!(line, "; {b} biases corrected");
+            }
+            if !p.left_in_float.is_empty() {
+                let _ = write!(line, "; {} left in float", p.left_in_float.len());
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
 }
 
 fn model_section(out: &mut String, m: &ModelResult) {

@@ -15,7 +15,14 @@ pub enum DecodeError {
     Ort { part: &'static str, what: String },
     #[error("{part}: output `{name}` missing or of the wrong type")]
     Output { part: &'static str, name: String },
+    #[error("{file}: {what}")]
+    Observer { file: String, what: String },
 }
+
+/// Sees every graph call's outputs (with the graph's file name): how calibration reads the activations an
+/// instrumented model exposes while it transcribes.
+pub type Observer =
+    Box<dyn FnMut(&str, &ort::session::SessionOutputs) -> Result<(), String> + Send>;
 
 fn ort_err(part: &'static str) -> impl Fn(ort::Error) -> DecodeError {
     move |e| DecodeError::Ort {
@@ -69,6 +76,7 @@ pub struct Pipeline {
     past_cross_names: Vec<String>,
     present_self_names: Vec<String>,
     present_cross_names: Vec<String>,
+    pub observer: Option<Observer>,
 }
 
 impl Pipeline {
@@ -115,6 +123,21 @@ impl Pipeline {
             options,
             suppress,
             suppress_begin,
+            observer: None,
+        }
+    }
+
+    fn observe(
+        observer: &mut Option<Observer>,
+        file: &str,
+        out: &ort::session::SessionOutputs,
+    ) -> Result<(), DecodeError> {
+        match observer.as_mut() {
+            Some(o) => o(file, out).map_err(|what| DecodeError::Observer {
+                file: file.to_string(),
+                what,
+            }),
+            None => Ok(()),
         }
     }
 
@@ -185,6 +208,7 @@ impl Pipeline {
             .run(ort::inputs! {"input_features" => input})
             .map_err(ort_err("encoder"))?;
         *in_ort += t.elapsed();
+        Self::observe(&mut self.observer, super::model::ENCODER_FILE, &out)?;
         out.remove("last_hidden_state").ok_or(DecodeError::Output {
             part: "encoder",
             name: "last_hidden_state".into(),
@@ -242,6 +266,8 @@ impl Pipeline {
         let t = Instant::now();
         let mut out = self.model.decoder.run(inputs).map_err(ort_err(PART))?;
         *in_ort += t.elapsed();
+        let file = self.model.decoder_file;
+        Self::observe(&mut self.observer, file, &out)?;
         let logits = last_logits(&out, PART)?;
         let self_kv = take_outputs(&mut out, &self.present_self_names, PART)?;
         let cross = if !self.model.step_io.past_cross {
@@ -318,6 +344,11 @@ impl Pipeline {
         for (name, v) in self.past_cross_names.iter().zip(&state.cross) {
             inputs.push((Cow::Borrowed(name.as_str()), v.into()));
         }
+        let file = if self.model.decoder_with_past.is_some() {
+            super::model::DECODER_PAST_FILE
+        } else {
+            self.model.decoder_file
+        };
         let session = match self.model.decoder_with_past.as_mut() {
             Some(s) => s,
             None => &mut self.model.decoder,
@@ -325,6 +356,7 @@ impl Pipeline {
         let t = Instant::now();
         let mut out = session.run(inputs).map_err(ort_err(part))?;
         *in_ort += t.elapsed();
+        Self::observe(&mut self.observer, file, &out)?;
         let logits = last_logits(&out, part)?;
         let present = take_outputs(&mut out, &self.present_self_names, part)?;
         Ok((logits, present))

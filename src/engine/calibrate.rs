@@ -1,0 +1,232 @@
+//! Calibration from the pipeline itself: the float model, with the activations to quantize exposed as extra
+//! outputs, transcribes the calibration clips; the encoder sees their features, the decoders the tokens
+//! the float model produces (as the seed collects `decoder_calibration_data`). With SmoothQuant this runs
+//! twice: once to choose the smoothing factors, once on the smoothed float model for the ranges.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context as _, Result};
+
+use super::{Context, Event, Stage};
+use crate::data::{audio, manifest};
+use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
+use crate::quant::calib::TensorStats;
+use crate::quant::{instrument_folder, observe, smooth_folder, Calibration, QuantOptions};
+
+/// Used when no calibration manifest is given and this file exists (relative to the working directory).
+pub const DEFAULT_CALIBRATION: &str = "datasets/speech-calib/manifest.jsonl";
+
+/// The clips calibration runs on: a seeded choice of `size` items from a manifest, and a hash that
+/// identifies them (manifest, chosen audio files in order, size, seed).
+#[derive(Debug, Clone)]
+pub struct CalibrationSet {
+    pub manifest: PathBuf,
+    pub clips: Vec<PathBuf>,
+    pub sha256: String,
+}
+
+impl CalibrationSet {
+    pub fn load(manifest_path: Option<&Path>, size: usize, seed: u64) -> Result<Self> {
+        let path = match manifest_path {
+            Some(p) => p.to_path_buf(),
+            None if Path::new(DEFAULT_CALIBRATION).is_file() => PathBuf::from(DEFAULT_CALIBRATION),
+            None => bail!(
+                "the static recipe needs calibration audio: pass --calib MANIFEST (a speech JSONL manifest) or set `calibration` for the model in the experiment file ({DEFAULT_CALIBRATION} is not here)"
+            ),
+        };
+        if size == 0 {
+            bail!("{}: calibration size is 0", path.display());
+        }
+        let items = manifest::load_speech(&path)?;
+        let chosen = choose(items.len(), size, seed);
+        let clips: Vec<PathBuf> = chosen.iter().map(|&i| items[i].audio.clone()).collect();
+        let mut lines = vec![format!("size={size} seed={seed}")];
+        for c in &clips {
+            lines.push(crate::fsutil::sha256_file(c).with_context(|| c.display().to_string())?);
+        }
+        Ok(CalibrationSet {
+            manifest: path,
+            clips,
+            sha256: crate::fsutil::sha256_bytes(lines.join("\n").as_bytes()),
+        })
+    }
+}
+
+/// `size` distinct indices below `n` (all of them when `size >= n`), by a seeded Fisher–Yates shuffle,
+/// returned in manifest order.
+fn choose(n: usize, size: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for i in (1..n).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        idx.swap(i, (state % (i as u64 + 1)) as usize);
+    }
+    idx.truncate(size.min(n));
+    idx.sort_unstable();
+    idx
+}
+
+type Stats = BTreeMap<String, HashMap<String, TensorStats>>;
+
+/// Runs the instrumented float model in `dir` over the calibration clips and gathers statistics.
+fn collect(
+    dir: &Path,
+    files: &[&str],
+    options: &QuantOptions,
+    set: &CalibrationSet,
+    label: &str,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<Stats> {
+    let work = tempfile::Builder::new()
+        .prefix(".calibrate-")
+        .tempdir_in(dir.parent().unwrap_or(Path::new(".")))
+        .context("cannot create a calibration folder")?;
+    let observed = instrument_folder(dir, work.path(), files, &options.ignored)?;
+    let stats: Arc<Mutex<Stats>> = Arc::new(Mutex::new(
+        observed
+            .iter()
+            .map(|(file, acts)| {
+                let per = acts
+                    .iter()
+                    .map(|(a, k)| (a.clone(), TensorStats::new(*k)))
+                    .collect();
+                (file.clone(), per)
+            })
+            .collect(),
+    ));
+    let model = WhisperModel::open(work.path(), ctx.threads)
+        .context("the instrumented model does not load")?;
+    let mut pipeline = Pipeline::new(model, DecodeOptions::default());
+    let sink_stats = Arc::clone(&stats);
+    pipeline.observer = Some(Box::new(move |file, outputs| {
+        let mut all = sink_stats
+            .lock()
+            .map_err(|_| "statistics lock poisoned".to_string())?;
+        let Some(per) = all.get_mut(file) else {
+            return Ok(());
+        };
+        for (name, value) in outputs.iter() {
+            let Some(act) = name.strip_prefix(observe::PREFIX) else {
+                continue;
+            };
+            let (_, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| format!("`{act}`: {e}"))?;
+            if let Some(s) = per.get_mut(act) {
+                s.observe(data).map_err(|e| format!("`{act}`: {e}"))?;
+            }
+        }
+        Ok(())
+    }));
+    let total = set.clips.len();
+    for (i, clip) in set.clips.iter().enumerate() {
+        sink(Event::Progress {
+            model: label.to_string(),
+            stage: Stage::Calibrate,
+            done: i,
+            total,
+        });
+        let audio = audio::load_16k(clip)?;
+        pipeline
+            .transcribe(&audio.samples)
+            .with_context(|| format!("calibration on {}", clip.display()))?;
+    }
+    sink(Event::Progress {
+        model: label.to_string(),
+        stage: Stage::Calibrate,
+        done: total,
+        total,
+    });
+    drop(pipeline);
+    let stats = Arc::try_unwrap(stats)
+        .map_err(|_| anyhow::anyhow!("calibration statistics still shared"))?
+        .into_inner()
+        .map_err(|_| anyhow::anyhow!("calibration statistics lock poisoned"))?;
+    for (file, per) in &stats {
+        if let Some((act, _)) = per.iter().find(|(_, s)| s.count == 0) {
+            sink(Event::Note(format!(
+                "calibration: `{act}` in {file} never ran on the calibration set; its MatMuls stay float"
+            )));
+        }
+    }
+    Ok(stats
+        .into_iter()
+        .map(|(f, per)| (f, per.into_iter().filter(|(_, s)| s.count > 0).collect()))
+        .collect())
+}
+
+/// Calibrates the float folder `fp32_dir`. Returns the folder to quantize (the float model itself, or its
+/// smoothed copy inside `work`) and the statistics taken on it.
+pub fn calibrate(
+    fp32_dir: &Path,
+    options: &QuantOptions,
+    set: &CalibrationSet,
+    work: &Path,
+    label: &str,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<(PathBuf, Calibration)> {
+    let start = std::time::Instant::now();
+    let files = crate::models::whisper::model::graph_files(fp32_dir);
+    let files = files.as_slice();
+    sink(Event::Note(format!(
+        "calibrate {label}: {} clips from {}",
+        set.clips.len(),
+        set.manifest.display()
+    )));
+    let first = collect(fp32_dir, files, options, set, label, ctx, sink)?;
+    let (src, stats, smoothing) = match options.params.smooth_quant {
+        None => (fp32_dir.to_path_buf(), first, BTreeMap::new()),
+        Some(alpha) => {
+            sink(Event::Progress {
+                model: label.to_string(),
+                stage: Stage::Smooth,
+                done: 0,
+                total: 1,
+            });
+            let smoothed = work.join("smoothed");
+            std::fs::create_dir_all(&smoothed).with_context(|| smoothed.display().to_string())?;
+            let reports =
+                smooth_folder(fp32_dir, &smoothed, files, &first, alpha, &options.ignored)?;
+            sink(Event::Progress {
+                model: label.to_string(),
+                stage: Stage::Smooth,
+                done: 1,
+                total: 1,
+            });
+            let second = collect(&smoothed, files, options, set, label, ctx, sink)?;
+            (smoothed, second, reports)
+        }
+    };
+    Ok((
+        src,
+        Calibration {
+            stats,
+            sha256: set.sha256.clone(),
+            clips: set.clips.len(),
+            origin: Some(fp32_dir.to_path_buf()),
+            seconds: start.elapsed().as_secs_f64(),
+            smoothing,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose;
+
+    #[test]
+    fn seeded_choice_is_stable_distinct_and_bounded() {
+        let a = choose(100, 30, 0);
+        assert_eq!(a, choose(100, 30, 0));
+        assert_ne!(a, choose(100, 30, 1));
+        assert_eq!(a.len(), 30);
+        assert!(a.windows(2).all(|w| w[0] < w[1]) && a[29] < 100);
+        assert_eq!(choose(5, 30, 3), vec![0, 1, 2, 3, 4]);
+    }
+}

@@ -1,0 +1,125 @@
+//! Small pieces every rewrite shares: tensor and node constructors, and the MatMuls with a constant weight.
+
+use std::collections::HashMap;
+
+use crate::onnx::proto::{tensor_proto::DataType, GraphProto, NodeProto, TensorProto};
+
+pub fn i8_tensor(name: &str, dims: Vec<i64>, data: &[i8]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims,
+        data_type: Some(DataType::Int8 as i32),
+        raw_data: Some(data.iter().map(|&v| v as u8).collect()),
+        ..Default::default()
+    }
+}
+
+pub fn u8_tensor(name: &str, dims: Vec<i64>, data: &[u8]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims,
+        data_type: Some(DataType::Uint8 as i32),
+        raw_data: Some(data.to_vec()),
+        ..Default::default()
+    }
+}
+
+pub fn f32_tensor(name: &str, dims: Vec<i64>, data: &[f32]) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims,
+        data_type: Some(DataType::Float as i32),
+        raw_data: Some(data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        ..Default::default()
+    }
+}
+
+pub fn node(op: &str, name: String, inputs: Vec<String>, outputs: Vec<String>) -> NodeProto {
+    NodeProto {
+        name: Some(name),
+        op_type: Some(op.into()),
+        input: inputs,
+        output: outputs,
+        ..Default::default()
+    }
+}
+
+/// A node's name, or its first output's when it has none.
+pub fn label(n: &NodeProto) -> String {
+    if n.name().is_empty() {
+        n.output.first().cloned().unwrap_or_default()
+    } else {
+        n.name().to_string()
+    }
+}
+
+/// A MatMul whose right operand is a constant 2-D float initializer.
+#[derive(Debug, Clone)]
+pub struct WeightMatMul {
+    pub node: usize,
+    pub activation: String,
+    pub weight: String,
+    /// Rows (input channels) and columns (output channels) of the weight.
+    pub k: usize,
+    pub n: usize,
+}
+
+/// Every MatMul of `graph` with a constant 2-D float weight that `ignored` does not exclude, in node order.
+pub fn weight_matmuls(
+    graph: &GraphProto,
+    ignored: &dyn Fn(&NodeProto) -> bool,
+) -> Vec<WeightMatMul> {
+    let inits: HashMap<&str, &TensorProto> =
+        graph.initializer.iter().map(|t| (t.name(), t)).collect();
+    graph
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.op_type() == "MatMul" && n.input.len() == 2 && !ignored(n))
+        .filter_map(|(i, n)| {
+            let w = inits.get(n.input[1].as_str())?;
+            (w.data_type() == DataType::Float as i32 && w.dims.len() == 2).then(|| WeightMatMul {
+                node: i,
+                activation: n.input[0].clone(),
+                weight: w.name().to_string(),
+                k: w.dims[0] as usize,
+                n: w.dims[1] as usize,
+            })
+        })
+        .collect()
+}
+
+/// Position of each initializer, by name.
+pub fn initializer_index(graph: &GraphProto) -> HashMap<String, usize> {
+    graph
+        .initializer
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.name().to_string(), i))
+        .collect()
+}
+
+/// Node indices reading each value.
+pub fn consumers(graph: &GraphProto) -> HashMap<String, Vec<usize>> {
+    let mut map: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, n) in graph.node.iter().enumerate() {
+        for input in &n.input {
+            let list = map.entry(input.clone()).or_default();
+            if list.last() != Some(&i) {
+                list.push(i);
+            }
+        }
+    }
+    map
+}
+
+/// Drops initializers no node and no graph output reads any more.
+pub fn drop_unused_initializers(graph: &mut GraphProto) {
+    let used: std::collections::HashSet<String> = graph
+        .node
+        .iter()
+        .flat_map(|n| n.input.iter().cloned())
+        .chain(graph.output.iter().map(|o| o.name().to_string()))
+        .collect();
+    graph.initializer.retain(|t| used.contains(t.name()));
+}
