@@ -321,3 +321,57 @@ fn ignored_scope_is_applied_and_recorded() {
     assert!(err.contains("no node named no_such_node"), "{err}");
     assert!(!dir.path().join("x").exists());
 }
+
+#[test]
+fn static_quantize_calibrates_through_the_pipeline_deterministically_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for out in [&a, &b] {
+        let (stdout, stderr) = run_ok(&[
+            "quantize",
+            "--model",
+            "whisper-tiny.en",
+            "--recipe",
+            "static",
+            "--calib-size",
+            "3",
+            "--seed",
+            "7",
+            "--out",
+            &out.display().to_string(),
+        ]);
+        assert!(stdout.contains("encoder_model.onnx: "), "{stdout}");
+        assert!(stderr.contains("calibration statistics 3/3"), "{stderr}");
+    }
+    for f in [
+        "encoder_model.onnx",
+        "decoder_model.onnx",
+        "decoder_with_past_model.onnx",
+    ] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f}: same clips and seed must give identical bytes"
+        );
+    }
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("quantization.json")).unwrap())
+            .unwrap();
+    assert_eq!(sidecar["recipe"], "static");
+    assert_eq!(sidecar["calibration_clips"], 3);
+    assert_eq!(sidecar["calibration_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(sidecar["parameters"]["static"]["estimator"], "mse");
+    assert_eq!(sidecar["parameters"]["static"]["seed"], 7);
+    let encoder = &sidecar["parts"][0];
+    assert_eq!(encoder["ops"]["MatMul"]["quantized"], 24);
+    assert_eq!(encoder["bias_corrected"], 20);
+    // The folder is a model: it transcribes.
+    let clip = repo().join("datasets/speech-en/librispeech/1995-1837-0001.wav");
+    let (text, _) = run_ok(&[
+        "transcribe",
+        "--model",
+        &a.display().to_string(),
+        &clip.display().to_string(),
+    ]);
+    assert!(text.to_lowercase().contains("sorrow of his life"), "{text}");
+}
