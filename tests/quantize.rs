@@ -258,6 +258,35 @@ fn static_int8_small_graph_with_smoothing_and_bias_correction() {
     assert!(e.to_string().contains("calibration"), "{e}");
 }
 
+/// The first 30 s window of a bundled clip's log-mel features.
+fn first_window(clip: &str) -> Vec<f32> {
+    let audio = load_16k(&common::repo().join(clip)).unwrap();
+    quantbench::models::whisper::features::MelExtractor::new(80)
+        .compute(&audio.samples)
+        .window(0)
+}
+
+/// Every output of an encoder graph on one window, by name.
+fn encoder_outputs(
+    path: &Path,
+    window: &[f32],
+    threads: usize,
+) -> std::collections::HashMap<String, Vec<f32>> {
+    let mut s = quantbench::runtime::session(path, threads).unwrap();
+    let x = Tensor::from_array((vec![1i64, 80, 3000], window.to_vec())).unwrap();
+    let out = s.run(ort::inputs! {"input_features" => x}).unwrap();
+    out.iter()
+        .map(|(name, v)| {
+            (
+                name.to_string(),
+                v.try_extract_tensor::<f32>().unwrap().1.to_vec(),
+            )
+        })
+        .collect()
+}
+
+const UNSEEN_CLIP: &str = "datasets/speech-en/librispeech/1995-1837-0001.wav";
+
 fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
@@ -296,20 +325,9 @@ fn int8_encoder_keeps_cosine_similarity_on_real_audio_and_quantizing_is_determin
         "same inputs must give byte-identical models"
     );
 
-    let audio = load_16k(&common::repo().join("datasets/speech-en/librispeech/1995-1837-0001.wav"))
-        .unwrap();
-    let mel = quantbench::models::whisper::features::MelExtractor::new(80).compute(&audio.samples);
-    let window = mel.window(0);
-    let encode = |path: &Path| -> Vec<f32> {
-        let mut s = quantbench::runtime::session(path, ctx.threads).unwrap();
-        let x = Tensor::from_array((vec![1i64, 80, 3000], window.clone())).unwrap();
-        let out = s.run(ort::inputs! {"input_features" => x}).unwrap();
-        out["last_hidden_state"]
-            .try_extract_tensor::<f32>()
-            .unwrap()
-            .1
-            .to_vec()
-    };
+    let window = first_window(UNSEEN_CLIP);
+    let encode =
+        |path: &Path| encoder_outputs(path, &window, ctx.threads)["last_hidden_state"].clone();
     let f = encode(&fp32.onnx_dir.join(files[0]));
     let q = encode(&a.path().join(files[0]));
     let c = cosine(&f, &q);
@@ -323,23 +341,8 @@ fn smoothquant_leaves_the_real_encoder_unchanged_in_float() {
     ctx.init_runtime(&mut |_| {}).unwrap();
     let fp32 = quantbench::models::resolve("whisper-tiny.en", &ctx.cache, &mut |_| {}).unwrap();
     let files = ["encoder_model.onnx"];
-    let audio = load_16k(&common::repo().join("datasets/speech-en/librispeech/1995-1837-0001.wav"))
-        .unwrap();
-    let mel = quantbench::models::whisper::features::MelExtractor::new(80).compute(&audio.samples);
-    let window = mel.window(0);
-    let run_encoder = |path: &Path| {
-        let mut s = quantbench::runtime::session(path, ctx.threads).unwrap();
-        let x = Tensor::from_array((vec![1i64, 80, 3000], window.clone())).unwrap();
-        let out = s.run(ort::inputs! {"input_features" => x}).unwrap();
-        out.iter()
-            .map(|(name, v)| {
-                (
-                    name.to_string(),
-                    v.try_extract_tensor::<f32>().unwrap().1.to_vec(),
-                )
-            })
-            .collect::<std::collections::HashMap<_, _>>()
-    };
+    let window = first_window(UNSEEN_CLIP);
+    let run_encoder = |path: &Path| encoder_outputs(path, &window, ctx.threads);
     let work = tempfile::tempdir().unwrap();
     let observed = instrument_folder(
         &fp32.onnx_dir,
@@ -398,20 +401,14 @@ fn encoder_stats(
     let files = ["encoder_model.onnx"];
     let observed =
         instrument_folder(fp32_dir, work.path(), &files, &IgnoredScope::default()).unwrap();
-    let mut s = quantbench::runtime::session(&work.path().join(files[0]), threads).unwrap();
     let mut stats: std::collections::HashMap<String, TensorStats> = observed[files[0]]
         .iter()
         .map(|(n, k)| (n.clone(), TensorStats::new(*k)))
         .collect();
     for clip in clips {
-        let audio = load_16k(&common::repo().join(clip)).unwrap();
-        let mel =
-            quantbench::models::whisper::features::MelExtractor::new(80).compute(&audio.samples);
-        let x = Tensor::from_array((vec![1i64, 80, 3000], mel.window(0))).unwrap();
-        let out = s.run(ort::inputs! {"input_features" => x}).unwrap();
+        let out = encoder_outputs(&work.path().join(files[0]), &first_window(clip), threads);
         for (name, st) in stats.iter_mut() {
-            let v = &out[format!("{}{name}", observe::PREFIX).as_str()];
-            st.observe(v.try_extract_tensor::<f32>().unwrap().1)
+            st.observe(&out[&format!("{}{name}", observe::PREFIX)])
                 .unwrap();
         }
     }
@@ -459,19 +456,9 @@ fn static_int8_encoder_keeps_cosine_similarity_on_unseen_real_audio_and_is_deter
         std::fs::read(b.path().join(files[0])).unwrap(),
         "same statistics must give byte-identical models"
     );
-    let audio = load_16k(&common::repo().join("datasets/speech-en/librispeech/1995-1837-0001.wav"))
-        .unwrap();
-    let mel = quantbench::models::whisper::features::MelExtractor::new(80).compute(&audio.samples);
-    let encode = |path: &Path| -> Vec<f32> {
-        let mut s = quantbench::runtime::session(path, ctx.threads).unwrap();
-        let x = Tensor::from_array((vec![1i64, 80, 3000], mel.window(0))).unwrap();
-        let out = s.run(ort::inputs! {"input_features" => x}).unwrap();
-        out["last_hidden_state"]
-            .try_extract_tensor::<f32>()
-            .unwrap()
-            .1
-            .to_vec()
-    };
+    let window = first_window(UNSEEN_CLIP);
+    let encode =
+        |path: &Path| encoder_outputs(path, &window, ctx.threads)["last_hidden_state"].clone();
     let c = cosine(
         &encode(&fp32.onnx_dir.join(files[0])),
         &encode(&a.path().join(files[0])),

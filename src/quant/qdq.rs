@@ -33,11 +33,9 @@ pub fn rewrite(
     for n in &graph.node {
         result.ops.entry(n.op_type().to_string()).or_default().total += 1;
     }
+    let init_index = super::graph::initializer_index(graph);
     for n in graph.node.iter().filter(|n| n.op_type() == "MatMul") {
-        if ignored(n)
-            && n.input.len() == 2
-            && graph.initializer.iter().any(|t| t.name() == n.input[1])
-        {
+        if ignored(n) && n.input.len() == 2 && init_index.contains_key(&n.input[1]) {
             result
                 .skipped
                 .push(format!("{}: in the ignored scope", label(n)));
@@ -45,7 +43,6 @@ pub fn rewrite(
     }
     let targets = weight_matmuls(graph, ignored);
     let users = consumers(graph);
-    let init_index = super::graph::initializer_index(graph);
 
     let mut new_inits: Vec<TensorProto> = Vec::new();
     // What replaces each target node, and bias edits (node, new bias initializer).
