@@ -54,18 +54,19 @@ impl Progress {
     fn event(&mut self, e: Event) {
         let mut err = std::io::stderr().lock();
         match e {
-            Event::Note(m) => {
+            Event::Note(m) | Event::Warning(m) => {
                 if self.tty {
                     let _ = write!(err, "\r\x1b[2K");
                 }
                 let _ = writeln!(err, "{m}");
             }
             Event::Progress {
-                model,
+                task,
                 stage,
                 done,
                 total,
             } => {
+                let model = task.to_string();
                 let line = format!("{model}: {} {done}/{total}", stage.label());
                 if self.tty {
                     let _ = write!(err, "\r\x1b[2K{line}");
@@ -81,7 +82,7 @@ impl Progress {
                     self.last_stage = Some(key);
                 }
             }
-            Event::Item { .. } | Event::ModelDone(_) => {}
+            Event::Item { .. } | Event::Series { .. } | Event::ModelDone(_) => {}
         }
     }
 }
@@ -98,6 +99,7 @@ fn context(
             .threads
             .or(threads_from_config)
             .unwrap_or_else(quantbench::runtime::default_threads),
+        cancel: Default::default(),
     }
 }
 

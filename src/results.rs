@@ -50,6 +50,13 @@ pub struct LatencyResult {
     pub e2e_passes: usize,
     /// Share of end-to-end time spent outside ONNX Runtime calls (features, decoding loop, tokenizer).
     pub outside_ort_share: f64,
+    /// The raw series, in run order.
+    #[serde(default)]
+    pub encoder_runs_ms: Vec<f64>,
+    #[serde(default)]
+    pub decoder_step_runs_ms: Vec<f64>,
+    #[serde(default)]
+    pub end_to_end_runs_ms: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -207,5 +214,8 @@ pub struct ExperimentResult {
     pub finished_utc: String,
     pub config_file: String,
     pub environment: Environment,
+    /// Measurement settings changed from the TUI against the experiment file ("threads 2 → 1").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings_changed: Vec<String>,
     pub models: Vec<ModelResult>,
 }

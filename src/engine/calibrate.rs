@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context as _, Result};
 
-use super::{Context, Event, Stage};
+use super::{Context, Event, Stage, Task};
 use crate::data::{audio, manifest};
 use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 use crate::quant::calib::TensorStats;
@@ -78,7 +78,7 @@ fn collect(
     files: &[&str],
     options: &QuantOptions,
     set: &CalibrationSet,
-    label: &str,
+    task: &Task,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<Stats> {
@@ -125,8 +125,9 @@ fn collect(
     }));
     let total = set.clips.len();
     for (i, clip) in set.clips.iter().enumerate() {
+        ctx.cancel.check()?;
         sink(Event::Progress {
-            model: label.to_string(),
+            task: task.clone(),
             stage: Stage::Calibrate,
             done: i,
             total,
@@ -137,7 +138,7 @@ fn collect(
             .with_context(|| format!("calibration on {}", clip.display()))?;
     }
     sink(Event::Progress {
-        model: label.to_string(),
+        task: task.clone(),
         stage: Stage::Calibrate,
         done: total,
         total,
@@ -149,7 +150,7 @@ fn collect(
         .map_err(|_| anyhow::anyhow!("calibration statistics lock poisoned"))?;
     for (file, per) in &stats {
         if let Some((act, _)) = per.iter().find(|(_, s)| s.count == 0) {
-            sink(Event::Note(format!(
+            sink(Event::Warning(format!(
                 "calibration: `{act}` in {file} never ran on the calibration set; its MatMuls stay float"
             )));
         }
@@ -167,7 +168,7 @@ pub fn calibrate(
     options: &QuantOptions,
     set: &CalibrationSet,
     work: &Path,
-    label: &str,
+    task: &Task,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<(PathBuf, Calibration)> {
@@ -175,16 +176,16 @@ pub fn calibrate(
     let files = crate::models::whisper::model::graph_files(fp32_dir);
     let files = files.as_slice();
     sink(Event::Note(format!(
-        "calibrate {label}: {} clips from {}",
+        "calibrate {task}: {} clips from {}",
         set.clips.len(),
         set.manifest.display()
     )));
-    let first = collect(fp32_dir, files, options, set, label, ctx, sink)?;
+    let first = collect(fp32_dir, files, options, set, task, ctx, sink)?;
     let (src, stats, smoothing) = match options.params.smooth_quant {
         None => (fp32_dir.to_path_buf(), first, BTreeMap::new()),
         Some(alpha) => {
             sink(Event::Progress {
-                model: label.to_string(),
+                task: task.clone(),
                 stage: Stage::Smooth,
                 done: 0,
                 total: 1,
@@ -194,12 +195,12 @@ pub fn calibrate(
             let reports =
                 smooth_folder(fp32_dir, &smoothed, files, &first, alpha, &options.ignored)?;
             sink(Event::Progress {
-                model: label.to_string(),
+                task: task.clone(),
                 stage: Stage::Smooth,
                 done: 1,
                 total: 1,
             });
-            let second = collect(&smoothed, files, options, set, label, ctx, sink)?;
+            let second = collect(&smoothed, files, options, set, task, ctx, sink)?;
             (smoothed, second, reports)
         }
     };

@@ -1,6 +1,7 @@
+use crate::measure::stats::Summary;
 use crate::results::{ItemResult, ModelResult};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
     Fetch,
     Convert,
@@ -31,20 +32,57 @@ impl Stage {
     }
 }
 
+/// What a step works on: one model and the variants it touches (all of them while measuring, since the
+/// series alternate between variants).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub model: String,
+    pub variants: Vec<String>,
+}
+
+impl Task {
+    pub fn new(model: &str, variants: &[&str]) -> Self {
+        Task {
+            model: model.to_string(),
+            variants: variants.iter().map(|v| v.to_string()).collect(),
+        }
+    }
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.model, self.variants.join("/"))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Event {
     /// A free-form step note (asset fetches, conversions).
     Note(String),
+    /// Something the user should look at; the run goes on.
+    Warning(String),
     Progress {
-        model: String,
+        task: Task,
         stage: Stage,
         done: usize,
         total: usize,
     },
+    /// One utterance transcribed during the accuracy pass.
     Item {
         model: String,
+        variant: String,
         index: usize,
         item: ItemResult,
+    },
+    /// A latency series of one variant is complete (encoder, decoder step).
+    Series {
+        model: String,
+        variant: String,
+        stage: Stage,
+        summary: Summary,
+        samples_ms: Vec<f64>,
+        /// Median of the per-pair ratios against FP32's series in the same run.
+        speedup: Option<f64>,
     },
     ModelDone(Box<ModelResult>),
 }

@@ -1,5 +1,5 @@
 //! The engine: runs transcription, evaluation, latency series and whole experiments, and reports what it
-//! does as typed events. It never prints; faces (CLI progress lines, later the TUI) render the events.
+//! does as typed events. It never prints; faces (CLI progress lines, the TUI) render the events.
 
 mod calibrate;
 mod environment;
@@ -9,6 +9,8 @@ mod variants;
 
 pub use calibrate::{CalibrationSet, DEFAULT_CALIBRATION};
 pub use environment::environment;
-pub use events::{Event, Stage};
-pub use run::{dataset_sha256, evaluate, run_experiment, Context};
+pub use events::{Event, Stage, Task};
+pub use run::{
+    dataset_sha256, evaluate, experiment_result, run_experiment, Cancel, Cancelled, Context,
+};
 pub use variants::{open_variant, quantize, Opened, QuantSetup, BASELINE};

@@ -1,10 +1,12 @@
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
 
 use super::variants::{open_variant, Opened, BASELINE};
-use super::{Event, Stage};
+use super::{Event, Stage, Task};
 use crate::assets::Cache;
 use crate::config::{Experiment, MeasureConfig};
 use crate::data::{audio, manifest};
@@ -17,12 +19,37 @@ use crate::results::{
     Verdict,
 };
 
-/// Where assets live, which ONNX Runtime to load, how many threads sessions use.
+/// Where assets live, which ONNX Runtime to load, how many threads sessions use, and the switch another
+/// thread flips to stop a run.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub cache: Cache,
     pub ort_library: Option<PathBuf>,
     pub threads: usize,
+    pub cancel: Cancel,
+}
+
+/// Shared stop switch: a run checks it before every clip, latency run and quantization step.
+#[derive(Debug, Clone, Default)]
+pub struct Cancel(Arc<AtomicBool>);
+
+/// The error a run returns when it was stopped through its [`Cancel`].
+#[derive(Debug, thiserror::Error)]
+#[error("stopped")]
+pub struct Cancelled;
+
+impl Cancel {
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(Cancelled)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl Context {
@@ -122,14 +149,14 @@ pub fn evaluate(
     let mut pass = Pass::default();
     for (i, (item, clip)) in items.iter().zip(&clips).enumerate() {
         let r = pass.transcribe(pipeline, item, clip)?.clone();
-        let label = format!("{model} {variant}");
         sink(Event::Item {
-            model: label.clone(),
+            model: model.to_string(),
+            variant: variant.to_string(),
             index: i,
             item: r,
         });
         sink(Event::Progress {
-            model: label,
+            task: Task::new(model, &[variant]),
             stage: Stage::Evaluate,
             done: i + 1,
             total: items.len(),
@@ -149,11 +176,6 @@ struct Arm {
     in_ort: Duration,
 }
 
-impl Arm {
-    fn label(&self) -> String {
-        format!("{} {}", self.opened.model.name, self.opened.variant)
-    }
-}
 
 fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     let t = Instant::now();
@@ -168,6 +190,7 @@ fn measure(
     items: &[manifest::SpeechItem],
     clips: &[audio::Audio],
     cfg: &MeasureConfig,
+    cancel: &Cancel,
     sink: &mut dyn FnMut(Event),
 ) -> Result<()> {
     let window = arms[0]
@@ -183,6 +206,7 @@ fn measure(
         }
     }
     for r in 0..cfg.runs {
+        cancel.check()?;
         for arm in arms.iter_mut() {
             let t = timed(|| {
                 arm.opened.pipeline.encode(&window, &mut scratch)?;
@@ -192,6 +216,7 @@ fn measure(
         }
         progress(arms, Stage::MeasureEncoder, r + 1, cfg.runs, sink);
     }
+    series_done(arms, Stage::MeasureEncoder, |a| &a.encoder, sink);
 
     let mut states = Vec::new();
     for arm in arms.iter_mut() {
@@ -202,6 +227,7 @@ fn measure(
         );
     }
     for r in 0..(cfg.warmup + cfg.runs) {
+        cancel.check()?;
         for (arm, (state, token)) in arms.iter_mut().zip(&states) {
             let t = timed(|| {
                 arm.opened
@@ -224,6 +250,7 @@ fn measure(
         }
     }
     drop(states);
+    series_done(arms, Stage::MeasureDecoderStep, |a| &a.step, sink);
 
     for arm in arms.iter_mut() {
         arm.opened.pipeline.transcribe(&clips[0].samples)?; // warm the whole path once
@@ -235,6 +262,7 @@ fn measure(
             Stage::MeasureEndToEnd
         };
         for (i, (item, clip)) in items.iter().zip(clips).enumerate() {
+            cancel.check()?;
             for arm in arms.iter_mut() {
                 let mut p = Pass::default();
                 let r = p.transcribe(&mut arm.opened.pipeline, item, clip)?.clone();
@@ -243,7 +271,8 @@ fn measure(
                 arm.in_ort += p.in_ort;
                 if pass == 0 {
                     sink(Event::Item {
-                        model: arm.label(),
+                        model: arm.opened.model.name.clone(),
+                        variant: arm.opened.variant.clone(),
                         index: i,
                         item: r,
                     });
@@ -261,17 +290,38 @@ fn measure(
 }
 
 fn progress(arms: &[Arm], stage: Stage, done: usize, total: usize, sink: &mut dyn FnMut(Event)) {
-    let label = arms
-        .iter()
-        .map(|a| a.opened.variant.as_str())
-        .collect::<Vec<_>>()
-        .join("/");
+    let variants: Vec<&str> = arms.iter().map(|a| a.opened.variant.as_str()).collect();
     sink(Event::Progress {
-        model: format!("{} {label}", arms[0].opened.model.name),
+        task: Task::new(&arms[0].opened.model.name, &variants),
         stage,
         done,
         total,
     });
+}
+
+/// Announces a finished latency series of every arm, with its speedup against the FP32 arm.
+fn series_done(
+    arms: &[Arm],
+    stage: Stage,
+    samples: impl Fn(&Arm) -> &[f64],
+    sink: &mut dyn FnMut(Event),
+) {
+    let baseline = arms.iter().find(|a| a.opened.variant == BASELINE);
+    for arm in arms {
+        let Some(summary) = Summary::of(samples(arm)) else {
+            continue;
+        };
+        sink(Event::Series {
+            model: arm.opened.model.name.clone(),
+            variant: arm.opened.variant.clone(),
+            stage,
+            summary,
+            samples_ms: samples(arm).to_vec(),
+            speedup: baseline
+                .filter(|b| !std::ptr::eq(*b, arm))
+                .map(|b| paired_speedup(samples(b), samples(arm))),
+        });
+    }
 }
 
 /// Median of the per-pair ratios baseline / variant (pairs = same run index, same utterance and pass).
@@ -334,7 +384,7 @@ pub fn run_experiment(
                 in_ort: Duration::ZERO,
             });
         }
-        measure(&mut arms, &items, &clips, &exp.measure, sink)?;
+        measure(&mut arms, &items, &clips, &exp.measure, &ctx.cancel, sink)?;
         let parts: Vec<Vec<PartSize>> = arms
             .iter()
             .map(|a| part_sizes(&a.opened.onnx_dir))
@@ -372,6 +422,9 @@ pub fn run_experiment(
                 e2e_passes: exp.measure.e2e_passes,
                 outside_ort_share: 1.0
                     - arm.in_ort.as_secs_f64() / arm.total.as_secs_f64().max(1e-12),
+                encoder_runs_ms: arm.encoder.clone(),
+                decoder_step_runs_ms: arm.step.clone(),
+                end_to_end_runs_ms: arm.e2e.clone(),
             };
             let row = ModelResult {
                 model: arm.opened.model.name.clone(),
@@ -393,12 +446,30 @@ pub fn run_experiment(
             models.push(row);
         }
     }
-    Ok(ExperimentResult {
+    Ok(experiment_result(
+        exp,
+        config_file,
+        ctx.threads,
+        started,
+        models,
+    ))
+}
+
+/// The outcome of `exp` from the rows measured since `started` (also what the TUI saves mid-session).
+pub fn experiment_result(
+    exp: &Experiment,
+    config_file: &Path,
+    threads: usize,
+    started: chrono::DateTime<chrono::Utc>,
+    models: Vec<ModelResult>,
+) -> ExperimentResult {
+    ExperimentResult {
         name: exp.name.clone(),
         started_utc: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         finished_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         config_file: config_file.display().to_string(),
-        environment: super::environment(ctx.threads),
+        environment: super::environment(threads),
+        settings_changed: Vec::new(),
         models,
-    })
+    }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use super::calibrate::{calibrate, CalibrationSet};
-use super::{Context, Event, Stage};
+use super::{Context, Event, Stage, Task};
 use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 use crate::models::{resolve, ResolvedModel};
 use crate::quant::{
@@ -141,20 +141,21 @@ fn build(
         .tempdir_in(parent)
         .with_context(|| parent.display().to_string())?;
     let files = crate::models::whisper::model::graph_files(&fp32.onnx_dir);
-    let label = format!("{} {}", fp32.name, options.recipe.name());
+    let task = Task::new(&fp32.name, &[options.recipe.name()]);
     let work = tempfile::Builder::new()
         .prefix(".work-")
         .tempdir_in(parent)
         .with_context(|| parent.display().to_string())?;
     let (src, calibration) = match set {
         Some(set) => {
-            let (src, c) = calibrate(&fp32.onnx_dir, options, set, work.path(), &label, ctx, sink)?;
+            let (src, c) = calibrate(&fp32.onnx_dir, options, set, work.path(), &task, ctx, sink)?;
             (src, Some(c))
         }
         None => (fp32.onnx_dir.clone(), None),
     };
+    ctx.cancel.check()?;
     sink(Event::Progress {
-        model: label.clone(),
+        task: task.clone(),
         stage: Stage::Quantize,
         done: 0,
         total: 1,
@@ -168,7 +169,7 @@ fn build(
         &mut |m: &str| sink(Event::Note(m.to_string())),
     )?;
     sink(Event::Progress {
-        model: label,
+        task,
         stage: Stage::Quantize,
         done: 1,
         total: 1,
@@ -237,7 +238,7 @@ pub fn open_variant(
         (dir, Some(summary), variant.to_string())
     };
     sink(Event::Progress {
-        model: format!("{} {variant}", fp32.name),
+        task: Task::new(&fp32.name, &[&variant]),
         stage: Stage::Load,
         done: 0,
         total: 1,

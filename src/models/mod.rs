@@ -34,6 +34,17 @@ pub struct ResolvedModel {
     pub source_sha256: String,
 }
 
+/// The name results carry for a model spec: a built-in's own name, else the folder's name.
+pub fn display_name(spec: &str) -> String {
+    if BUILTIN_WHISPER.contains(&spec) {
+        return spec.to_string();
+    }
+    Path::new(spec)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| spec.to_string())
+}
+
 pub fn resolve(
     spec: &str,
     cache: &Cache,
@@ -55,10 +66,7 @@ pub fn resolve(
     if !path.exists() {
         return Err(ResolveError::Unknown(spec.to_string()));
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| spec.to_string());
+    let name = display_name(spec);
     if path.join(whisper::model::ENCODER_FILE).is_file() {
         return Ok(ResolvedModel {
             name,

@@ -298,6 +298,14 @@ impl Exporter for Markdown {
             let _ = writeln!(out, "| {k} | {v} |");
         }
         out.push('\n');
+        if !r.settings_changed.is_empty() {
+            let _ = writeln!(
+                out,
+                "Measurement settings changed in the TUI (against `{}`): {}.\n",
+                r.config_file,
+                r.settings_changed.join("; ")
+            );
+        }
         let mut i = 0;
         while i < r.models.len() {
             let group: Vec<&ModelResult> = r.models[i..]

@@ -18,6 +18,7 @@ pub fn context() -> Context {
         cache: Cache::new(None, None),
         ort_library: None,
         threads: quantbench::runtime::default_threads(),
+        cancel: Default::default(),
     }
 }
 
