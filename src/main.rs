@@ -82,7 +82,10 @@ impl Progress {
                     self.last_stage = Some(key);
                 }
             }
-            Event::Item { .. } | Event::Series { .. } | Event::ModelDone(_) => {}
+            Event::Opened { .. }
+            | Event::Item { .. }
+            | Event::Series { .. }
+            | Event::ModelDone(_) => {}
         }
     }
 }

@@ -1,5 +1,6 @@
 use crate::measure::stats::Summary;
-use crate::results::{ItemResult, ModelResult};
+use crate::quant::QuantSummary;
+use crate::results::{ItemResult, ModelResult, PartSize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
@@ -66,6 +67,13 @@ pub enum Event {
         stage: Stage,
         done: usize,
         total: usize,
+    },
+    /// A variant is loaded: its graphs' sizes and, for INT8 variants, how it was made.
+    Opened {
+        model: String,
+        variant: String,
+        parts: Vec<PartSize>,
+        quantization: Option<QuantSummary>,
     },
     /// One utterance transcribed during the accuracy pass.
     Item {

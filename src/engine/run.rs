@@ -176,7 +176,6 @@ struct Arm {
     in_ort: Duration,
 }
 
-
 fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     let t = Instant::now();
     f()?;
@@ -343,22 +342,6 @@ pub fn dataset_sha256(manifest_path: &Path, items: &[manifest::SpeechItem]) -> R
     Ok(crate::fsutil::sha256_bytes(lines.join("\n").as_bytes()))
 }
 
-fn part_sizes(dir: &Path) -> Result<Vec<PartSize>> {
-    crate::models::whisper::model::graph_files(dir)
-        .into_iter()
-        .map(|f| {
-            let p = dir.join(f);
-            Ok(PartSize {
-                part: f.trim_end_matches(".onnx").to_string(),
-                bytes: std::fs::metadata(&p)
-                    .with_context(|| p.display().to_string())?
-                    .len(),
-                sha256: crate::fsutil::sha256_file(&p).with_context(|| p.display().to_string())?,
-            })
-        })
-        .collect()
-}
-
 pub fn run_experiment(
     exp: &Experiment,
     config_file: &Path,
@@ -385,10 +368,7 @@ pub fn run_experiment(
             });
         }
         measure(&mut arms, &items, &clips, &exp.measure, &ctx.cancel, sink)?;
-        let parts: Vec<Vec<PartSize>> = arms
-            .iter()
-            .map(|a| part_sizes(&a.opened.onnx_dir))
-            .collect::<Result<_>>()?;
+        let parts: Vec<Vec<PartSize>> = arms.iter().map(|a| a.opened.parts.clone()).collect();
         let bytes = |p: &[PartSize]| p.iter().map(|x| x.bytes).sum::<u64>() as f64;
         let baseline = arms.iter().position(|a| a.opened.variant == BASELINE);
         let comparisons: Vec<Option<(Comparison, Vec<Verdict>)>> = (0..arms.len())

@@ -12,6 +12,7 @@ use crate::models::{resolve, ResolvedModel};
 use crate::quant::{
     quantize_folder, IgnoredScope, QuantOptions, QuantSummary, Recipe, StaticParams, SIDECAR_FILE,
 };
+use crate::results::PartSize;
 
 /// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
 const QUANT_REVISION: u32 = 2;
@@ -201,12 +202,30 @@ fn read_sidecar(dir: &Path) -> Result<Option<QuantSummary>> {
     }
 }
 
+/// Size and sha256 of each graph of a model folder.
+fn part_sizes(dir: &Path) -> Result<Vec<PartSize>> {
+    crate::models::whisper::model::graph_files(dir)
+        .into_iter()
+        .map(|f| {
+            let p = dir.join(f);
+            Ok(PartSize {
+                part: f.trim_end_matches(".onnx").to_string(),
+                bytes: std::fs::metadata(&p)
+                    .with_context(|| p.display().to_string())?
+                    .len(),
+                sha256: crate::fsutil::sha256_file(&p).with_context(|| p.display().to_string())?,
+            })
+        })
+        .collect()
+}
+
 /// A model opened in one variant, with what it is.
 pub struct Opened {
     pub pipeline: Pipeline,
     pub model: ResolvedModel,
     pub variant: String,
     pub onnx_dir: PathBuf,
+    pub parts: Vec<PartSize>,
     pub quantization: Option<QuantSummary>,
 }
 
@@ -244,11 +263,19 @@ pub fn open_variant(
         total: 1,
     });
     let model = WhisperModel::open(&dir, ctx.threads)?;
+    let parts = part_sizes(&dir)?;
+    sink(Event::Opened {
+        model: fp32.name.clone(),
+        variant: variant.clone(),
+        parts: parts.clone(),
+        quantization: quantization.clone(),
+    });
     Ok(Opened {
         pipeline: Pipeline::new(model, DecodeOptions::default()),
         model: fp32,
         variant,
         onnx_dir: dir,
+        parts,
         quantization,
     })
 }

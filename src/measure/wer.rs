@@ -31,9 +31,18 @@ impl EditCounts {
     }
 }
 
+/// One step of an alignment, in reading order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Edit {
+    Hit,
+    Substitution,
+    Deletion,
+    Insertion,
+}
+
 /// Levenshtein alignment with a backtrace that, among minimum-cost paths, prefers matches/substitutions,
 /// then deletions, then insertions (rapidfuzz's Opcodes order, which jiwer uses).
-pub fn align<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> EditCounts {
+pub fn edits<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> Vec<Edit> {
     let (n, m) = (reference.len(), hypothesis.len());
     let mut d = vec![0usize; (n + 1) * (m + 1)];
     let idx = |i: usize, j: usize| i * (m + 1) + j;
@@ -49,34 +58,72 @@ pub fn align<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> EditCounts {
             d[idx(i, j)] = sub.min(d[idx(i - 1, j)] + 1).min(d[idx(i, j - 1)] + 1);
         }
     }
-    let mut c = EditCounts {
-        reference_len: n,
-        ..Default::default()
-    };
+    let mut ops = Vec::with_capacity(n.max(m));
     let (mut i, mut j) = (n, m);
     while i > 0 || j > 0 {
         if i > 0 && j > 0 {
             let same = reference[i - 1] == hypothesis[j - 1];
             if d[idx(i, j)] == d[idx(i - 1, j - 1)] + usize::from(!same) {
-                if same {
-                    c.hits += 1;
-                } else {
-                    c.substitutions += 1;
-                }
+                ops.push(if same { Edit::Hit } else { Edit::Substitution });
                 i -= 1;
                 j -= 1;
                 continue;
             }
         }
         if i > 0 && d[idx(i, j)] == d[idx(i - 1, j)] + 1 {
-            c.deletions += 1;
+            ops.push(Edit::Deletion);
             i -= 1;
         } else {
-            c.insertions += 1;
+            ops.push(Edit::Insertion);
             j -= 1;
         }
     }
+    ops.reverse();
+    ops
+}
+
+pub fn align<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> EditCounts {
+    let mut c = EditCounts {
+        reference_len: reference.len(),
+        ..Default::default()
+    };
+    for op in edits(reference, hypothesis) {
+        match op {
+            Edit::Hit => c.hits += 1,
+            Edit::Substitution => c.substitutions += 1,
+            Edit::Deletion => c.deletions += 1,
+            Edit::Insertion => c.insertions += 1,
+        }
+    }
     c
+}
+
+/// The words of both texts, each marked `true` when the alignment does not match it (substituted,
+/// deleted from the reference, inserted in the hypothesis).
+pub type MarkedWords = Vec<(String, bool)>;
+
+pub fn word_diff(reference: &str, hypothesis: &str) -> (MarkedWords, MarkedWords) {
+    let r: Vec<&str> = reference.split_whitespace().collect();
+    let h: Vec<&str> = hypothesis.split_whitespace().collect();
+    let (mut rw, mut hw) = (r.iter(), h.iter());
+    let (mut ro, mut ho) = (Vec::new(), Vec::new());
+    let take = |it: &mut std::slice::Iter<&str>, out: &mut MarkedWords, differs: bool| {
+        if let Some(w) = it.next() {
+            out.push((w.to_string(), differs));
+        }
+    };
+    for op in edits(&r, &h) {
+        match op {
+            Edit::Hit | Edit::Substitution => {
+                let differs = op == Edit::Substitution;
+                take(&mut rw, &mut ro, differs);
+                take(&mut hw, &mut ho, differs);
+            }
+            Edit::Deletion => take(&mut rw, &mut ro, true),
+            Edit::Insertion => take(&mut hw, &mut ho, true),
+        }
+    }
+    (ro, ho)
 }
 
 pub fn word_counts(reference: &str, hypothesis: &str) -> EditCounts {
@@ -100,6 +147,24 @@ pub fn char_counts(reference: &str, hypothesis: &str) -> EditCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn word_diff_marks_substitutions_deletions_and_insertions() {
+        let (r, h) = word_diff("the cat sat on the mat", "the bat sat on mat today");
+        fn marked(v: &MarkedWords) -> Vec<&str> {
+            v.iter()
+                .filter(|(_, m)| *m)
+                .map(|(w, _)| w.as_str())
+                .collect()
+        }
+        // Three substitutions tie with sub + deletion + insertion; the backtrace prefers substitutions.
+        assert_eq!(marked(&r), vec!["cat", "the", "mat"]);
+        assert_eq!(marked(&h), vec!["bat", "mat", "today"]);
+        assert_eq!((r.len(), h.len()), (6, 6));
+        let (r, h) = word_diff("a b c d", "a c d e");
+        assert_eq!((marked(&r), marked(&h)), (vec!["b"], vec!["e"]));
+        assert_eq!(word_counts("a b c d", "a c d e").errors(), 2);
+    }
 
     #[test]
     fn hand_worked_word_cases() {
