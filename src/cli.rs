@@ -20,8 +20,15 @@ pub struct Cli {
     /// Intra-op threads per ONNX Runtime session (default: every core; `report` reads the experiment file)
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Experiment the TUI opens (no subcommand)
+    #[arg(long, default_value = "quantbench.toml")]
+    pub config: PathBuf,
+    /// Folder the TUI saves reports into (no subcommand)
+    #[arg(long, default_value = "reports")]
+    pub out: PathBuf,
+    /// Without a subcommand, on a terminal: the interactive TUI on `--config`
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -15,3 +15,4 @@ pub mod quant;
 pub mod report;
 pub mod results;
 pub mod runtime;
+pub mod tui;

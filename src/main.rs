@@ -139,10 +139,33 @@ enum Outcome {
     ThresholdFailed(Vec<String>),
 }
 
+/// `quantbench` alone: the TUI, which needs a terminal on both ends.
+fn tui(cli: &Cli) -> Result<Outcome> {
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        anyhow::bail!(
+            "the interactive TUI needs a terminal (stdin and stdout); for a headless run use `quantbench report --config {}` (see `quantbench --help`)",
+            cli.config.display()
+        );
+    }
+    let exp = Experiment::load(&cli.config)?;
+    let threads = cli.threads.unwrap_or_else(|| exp.threads());
+    quantbench::tui::run(quantbench::tui::Options {
+        cache: Cache::new(cli.cache_dir.clone(), cli.wheelhouse.clone()),
+        config_path: cli.config.clone(),
+        out_dir: cli.out.clone(),
+        experiment: exp,
+        threads,
+    })?;
+    Ok(Outcome::Done)
+}
+
 fn run(cli: Cli) -> Result<Outcome> {
     let mut progress = Progress::new();
     let mut sink = |e: Event| progress.event(e);
-    match &cli.command {
+    let Some(command) = &cli.command else {
+        return tui(&cli);
+    };
+    match command {
         Command::Fetch { names } => {
             let ctx = context(&cli, None, None);
             let all: Vec<String> = quantbench::assets::ASSETS

@@ -1,0 +1,731 @@
+//! The TUI's state. Engine events and user actions are folded in here; views only read it, and the side
+//! effects an action asks for (start, stop, save, quit) come back as a [`Command`] for the event loop.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::config::Experiment;
+use crate::engine::{Event, Stage, Task, BASELINE};
+use crate::measure::stats::Summary;
+use crate::measure::wer::{word_diff, MarkedWords};
+use crate::quant::QuantSummary;
+use crate::results::{ModelResult, PartSize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Loading,
+    Calibrating,
+    Quantizing,
+    Measuring,
+    Evaluating,
+    Done,
+    Failed,
+    Stopped,
+}
+
+impl Status {
+    fn of(stage: Stage) -> Status {
+        match stage {
+            Stage::Fetch | Stage::Convert | Stage::Load => Status::Loading,
+            Stage::Calibrate | Stage::Smooth => Status::Calibrating,
+            Stage::Quantize => Status::Quantizing,
+            Stage::Evaluate => Status::Evaluating,
+            Stage::MeasureEncoder | Stage::MeasureDecoderStep | Stage::MeasureEndToEnd => {
+                Status::Measuring
+            }
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Loading => "loading",
+            Status::Calibrating => "calibrating",
+            Status::Quantizing => "quantizing",
+            Status::Measuring => "measuring",
+            Status::Evaluating => "evaluating",
+            Status::Done => "done",
+            Status::Failed => "failed",
+            Status::Stopped => "stopped",
+        }
+    }
+
+    pub fn is_active(self) -> bool {
+        !matches!(
+            self,
+            Status::Pending | Status::Done | Status::Failed | Status::Stopped
+        )
+    }
+}
+
+/// A finished latency series as it arrived.
+#[derive(Debug, Clone)]
+pub struct Series {
+    pub summary: Summary,
+    pub samples_ms: Vec<f64>,
+    pub speedup: Option<f64>,
+}
+
+/// One transcribed utterance with the words that differ marked.
+#[derive(Debug, Clone)]
+pub struct Utterance {
+    pub audio: String,
+    pub word_errors: usize,
+    pub reference_words: usize,
+    pub reference: MarkedWords,
+    pub hypothesis: MarkedWords,
+}
+
+/// One model in one variant: a row of the results table.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub entry: usize,
+    pub model: String,
+    pub variant: String,
+    pub status: Status,
+    pub parts: Vec<PartSize>,
+    pub quantization: Option<QuantSummary>,
+    pub encoder: Option<Series>,
+    pub decoder_step: Option<Series>,
+    pub utterances: Vec<Utterance>,
+    pub result: Option<Box<ModelResult>>,
+}
+
+impl Row {
+    fn new(entry: usize, model: String, variant: String) -> Self {
+        Row {
+            entry,
+            model,
+            variant,
+            status: Status::Pending,
+            parts: Vec::new(),
+            quantization: None,
+            encoder: None,
+            decoder_step: None,
+            utterances: Vec::new(),
+            result: None,
+        }
+    }
+
+    fn reset(&mut self) {
+        *self = Row::new(self.entry, self.model.clone(), self.variant.clone());
+    }
+
+    pub fn is_baseline(&self) -> bool {
+        self.variant == BASELINE
+    }
+
+    pub fn bytes(&self) -> Option<u64> {
+        (!self.parts.is_empty()).then(|| self.parts.iter().map(|p| p.bytes).sum())
+    }
+
+    /// WER so far (errors, reference words) over the utterances transcribed.
+    pub fn running_wer(&self) -> Option<f64> {
+        let words: usize = self.utterances.iter().map(|u| u.reference_words).sum();
+        let errors: usize = self.utterances.iter().map(|u| u.word_errors).sum();
+        (words > 0).then(|| errors as f64 / words as f64)
+    }
+
+    /// The utterances with the most word errors, worst first.
+    pub fn worst(&self, n: usize) -> Vec<&Utterance> {
+        let mut v: Vec<&Utterance> = self
+            .utterances
+            .iter()
+            .filter(|u| u.word_errors > 0)
+            .collect();
+        v.sort_by_key(|u| std::cmp::Reverse(u.word_errors));
+        v.truncate(n);
+        v
+    }
+}
+
+/// The step running now, for the gauge.
+#[derive(Debug, Clone)]
+pub struct Running {
+    pub task: Task,
+    pub stage: Stage,
+    pub done: usize,
+    pub total: usize,
+    pub stage_started: Instant,
+}
+
+impl Running {
+    /// Time left at the pace since the stage began.
+    pub fn eta(&self, now: Instant) -> Option<Duration> {
+        if self.done == 0 || self.done >= self.total {
+            return None;
+        }
+        let per = now.duration_since(self.stage_started).as_secs_f64() / self.done as f64;
+        Some(Duration::from_secs_f64(
+            per * (self.total - self.done) as f64,
+        ))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogLine {
+    /// Since the TUI opened.
+    pub at: Duration,
+    pub level: Level,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pane {
+    Results,
+    Experiment,
+    Detail,
+    Log,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 4] = [Pane::Results, Pane::Experiment, Pane::Detail, Pane::Log];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Results => "results",
+            Pane::Experiment => "experiment",
+            Pane::Detail => "detail",
+            Pane::Log => "log",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlay {
+    Help,
+    ConfirmQuit,
+    Settings { field: usize },
+}
+
+/// Measurement settings the UI may change; each change is recorded in saved reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    pub threads: usize,
+    pub warmup: usize,
+    pub runs: usize,
+    pub e2e_passes: usize,
+}
+
+impl Settings {
+    pub const FIELDS: [&'static str; 4] = ["threads", "warm-up runs", "measured runs", "passes"];
+
+    pub fn get(&self, field: usize) -> usize {
+        [self.threads, self.warmup, self.runs, self.e2e_passes][field]
+    }
+
+    fn adjust(&mut self, field: usize, delta: isize) {
+        let (value, min) = match field {
+            0 => (&mut self.threads, 1),
+            1 => (&mut self.warmup, 0),
+            2 => (&mut self.runs, 1),
+            _ => (&mut self.e2e_passes, 1),
+        };
+        *value = value.saturating_add_signed(delta).clamp(min, 1000);
+    }
+
+    /// "threads 2 → 1" for every field that differs from `from`.
+    pub fn changes_from(&self, from: &Settings) -> Vec<String> {
+        (0..Self::FIELDS.len())
+            .filter(|&f| self.get(f) != from.get(f))
+            .map(|f| format!("{} {} → {}", Self::FIELDS[f], from.get(f), self.get(f)))
+            .collect()
+    }
+}
+
+/// Which part of the experiment a run covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    All,
+    /// One model entry, FP32 and one variant (FP32 alone when the variant is FP32).
+    Only {
+        entry: usize,
+        variant: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    Idle,
+    Running { since: Instant },
+    Stopping { since: Instant },
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Done,
+    Stopped,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    RunAll,
+    RunSelected,
+    Stop,
+    Save,
+    Quit,
+    /// Ctrl-C: quit without asking, stopping any run.
+    ForceQuit,
+    Up,
+    Down,
+    Left,
+    Right,
+    NextPane,
+    PrevPane,
+    Help,
+    Settings,
+    Yes,
+    No,
+    Close,
+}
+
+/// Side effects the event loop carries out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Start(Scope),
+    Stop,
+    Save,
+    Quit,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FrameTimes {
+    pub last: Duration,
+    pub max: Duration,
+    pub total: Duration,
+    pub frames: u64,
+}
+
+impl FrameTimes {
+    pub fn record(&mut self, took: Duration) {
+        self.last = took;
+        self.max = self.max.max(took);
+        self.total += took;
+        self.frames += 1;
+    }
+}
+
+pub struct App {
+    pub experiment: Experiment,
+    pub config_path: PathBuf,
+    pub rows: Vec<Row>,
+    pub selected: usize,
+    pub focus: Pane,
+    pub overlay: Option<Overlay>,
+    pub running: Option<Running>,
+    pub job: Job,
+    pub log: Vec<LogLine>,
+    /// Lines scrolled up from the newest log line, and down from the top of the detail pane.
+    pub log_scroll: usize,
+    pub detail_scroll: usize,
+    pub settings: Settings,
+    pub original: Settings,
+    pub quitting: bool,
+    pub color: bool,
+    pub opened: Instant,
+    /// When the first run of this session started (the saved report's start).
+    pub first_run_utc: Option<chrono::DateTime<chrono::Utc>>,
+    pub frame: FrameTimes,
+}
+
+impl App {
+    pub fn new(experiment: Experiment, config_path: PathBuf, threads: usize, now: Instant) -> Self {
+        let mut rows = Vec::new();
+        for (i, entry) in experiment.models.iter().enumerate() {
+            let name = crate::models::display_name(&entry.model);
+            for v in entry.variants() {
+                rows.push(Row::new(i, name.clone(), v));
+            }
+        }
+        let settings = Settings {
+            threads,
+            warmup: experiment.measure.warmup,
+            runs: experiment.measure.runs,
+            e2e_passes: experiment.measure.e2e_passes,
+        };
+        App {
+            experiment,
+            config_path,
+            rows,
+            selected: 0,
+            focus: Pane::Results,
+            overlay: None,
+            running: None,
+            job: Job::Idle,
+            log: Vec::new(),
+            log_scroll: 0,
+            detail_scroll: 0,
+            settings,
+            original: settings,
+            quitting: false,
+            color: true,
+            opened: now,
+            first_run_utc: None,
+            frame: FrameTimes::default(),
+        }
+    }
+
+    pub fn selected_row(&self) -> Option<&Row> {
+        self.rows.get(self.selected)
+    }
+
+    pub fn is_busy(&self) -> bool {
+        self.job != Job::Idle
+    }
+
+    /// The FP32 row of the same model entry.
+    pub fn baseline_of(&self, row: &Row) -> Option<&Row> {
+        self.rows
+            .iter()
+            .find(|r| r.entry == row.entry && r.is_baseline())
+    }
+
+    /// The experiment a run of `scope` executes, with the UI's settings applied.
+    pub fn experiment_for(&self, scope: &Scope) -> Experiment {
+        let mut exp = self.experiment.clone();
+        exp.runtime.threads = self.settings.threads;
+        exp.measure.warmup = self.settings.warmup;
+        exp.measure.runs = self.settings.runs;
+        exp.measure.e2e_passes = self.settings.e2e_passes;
+        if let Scope::Only { entry, variant } = scope {
+            let mut m = exp.models[*entry].clone();
+            m.variants = if variant == BASELINE {
+                Vec::new()
+            } else {
+                vec![variant.clone()]
+            };
+            exp.models = vec![m];
+        }
+        exp
+    }
+
+    /// Every finished row, in the experiment's order: what a saved report holds.
+    pub fn finished_rows(&self) -> Vec<ModelResult> {
+        self.rows
+            .iter()
+            .filter_map(|r| r.result.as_deref().cloned())
+            .collect()
+    }
+
+    pub fn push_log(&mut self, level: Level, text: impl Into<String>, now: Instant) {
+        self.log.push(LogLine {
+            at: now.duration_since(self.opened),
+            level,
+            text: text.into(),
+        });
+        if self.log_scroll > 0 {
+            self.log_scroll += 1; // keep the lines being read in place
+        }
+    }
+
+    fn row_mut(&mut self, model: &str, variant: &str) -> Option<&mut Row> {
+        self.rows
+            .iter_mut()
+            .find(|r| r.model == model && r.variant == variant)
+    }
+
+    /// Folds one engine event into the state.
+    pub fn apply(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Note(m) => self.push_log(Level::Info, m, now),
+            Event::Warning(m) => self.push_log(Level::Warn, m, now),
+            Event::Progress {
+                task,
+                stage,
+                done,
+                total,
+            } => {
+                for r in self.rows.iter_mut().filter(|r| r.model == task.model) {
+                    if task.variants.contains(&r.variant) {
+                        r.status = Status::of(stage);
+                    }
+                }
+                let same = self
+                    .running
+                    .as_ref()
+                    .is_some_and(|p| p.task == task && p.stage == stage);
+                let stage_started = match &self.running {
+                    Some(p) if same => p.stage_started,
+                    _ => now,
+                };
+                self.running = Some(Running {
+                    task,
+                    stage,
+                    done,
+                    total,
+                    stage_started,
+                });
+            }
+            Event::Opened {
+                model,
+                variant,
+                parts,
+                quantization,
+            } => {
+                if let Some(r) = self.row_mut(&model, &variant) {
+                    r.parts = parts;
+                    r.quantization = quantization;
+                }
+            }
+            Event::Item {
+                model,
+                variant,
+                item,
+                ..
+            } => {
+                if let Some(r) = self.row_mut(&model, &variant) {
+                    let (reference, hypothesis) = word_diff(
+                        &crate::measure::normalizer::normalize(&item.reference),
+                        &crate::measure::normalizer::normalize(&item.hypothesis),
+                    );
+                    r.utterances.push(Utterance {
+                        audio: item.audio,
+                        word_errors: item.word_errors,
+                        reference_words: item.reference_words,
+                        reference,
+                        hypothesis,
+                    });
+                }
+            }
+            Event::Series {
+                model,
+                variant,
+                stage,
+                summary,
+                samples_ms,
+                speedup,
+            } => {
+                if let Some(r) = self.row_mut(&model, &variant) {
+                    let s = Some(Series {
+                        summary,
+                        samples_ms,
+                        speedup,
+                    });
+                    match stage {
+                        Stage::MeasureEncoder => r.encoder = s,
+                        Stage::MeasureDecoderStep => r.decoder_step = s,
+                        _ => {}
+                    }
+                }
+            }
+            Event::ModelDone(result) => {
+                let (model, variant) = (result.model.clone(), result.variant.clone());
+                let found = self
+                    .rows
+                    .iter()
+                    .position(|r| r.model == model && r.variant == variant);
+                let i = found.unwrap_or_else(|| {
+                    // A folder given by path that is itself quantized reports under its recipe.
+                    let entry = self.rows.last().map_or(0, |r| r.entry);
+                    self.rows.push(Row::new(entry, model, variant));
+                    self.rows.len() - 1
+                });
+                let row = &mut self.rows[i];
+                row.status = Status::Done;
+                row.parts = result.parts.clone();
+                row.quantization = result.quantization.clone();
+                row.result = Some(result);
+            }
+        }
+    }
+
+    /// A run ended: rows still in progress become failed or stopped.
+    pub fn finish(&mut self, outcome: Outcome, now: Instant) {
+        let status = match &outcome {
+            Outcome::Done => Status::Done,
+            Outcome::Stopped => Status::Stopped,
+            Outcome::Failed(_) => Status::Failed,
+        };
+        for r in self.rows.iter_mut().filter(|r| r.status.is_active()) {
+            r.status = status;
+        }
+        let took = match self.job {
+            Job::Running { since } | Job::Stopping { since } => now.duration_since(since),
+            Job::Idle => Duration::ZERO,
+        };
+        match outcome {
+            Outcome::Done => self.push_log(
+                Level::Info,
+                format!("run finished in {:.1} s", took.as_secs_f64()),
+                now,
+            ),
+            Outcome::Stopped => self.push_log(
+                Level::Warn,
+                format!("run stopped after {:.1} s", took.as_secs_f64()),
+                now,
+            ),
+            Outcome::Failed(e) => self.push_log(Level::Error, e, now),
+        }
+        self.running = None;
+        self.job = Job::Idle;
+    }
+
+    /// Applies a user action; returns what the event loop has to do, if anything.
+    pub fn update(&mut self, action: Action, now: Instant) -> Option<Command> {
+        match (self.overlay, action) {
+            (_, Action::ForceQuit) => return self.quit(),
+            (Some(Overlay::ConfirmQuit), Action::Yes) => {
+                self.overlay = None;
+                return self.quit();
+            }
+            (Some(Overlay::ConfirmQuit), _) => self.overlay = None,
+            (Some(Overlay::Settings { field }), a) => return self.settings_action(field, a, now),
+            (Some(Overlay::Help), Action::Help | Action::Close | Action::No | Action::Quit) => {
+                self.overlay = None
+            }
+            (Some(Overlay::Help), _) => {}
+            (None, a) => return self.main_action(a, now),
+        }
+        None
+    }
+
+    fn quit(&mut self) -> Option<Command> {
+        self.quitting = true;
+        if let Job::Running { since } = self.job {
+            self.job = Job::Stopping { since };
+        }
+        Some(Command::Quit)
+    }
+
+    fn start(&mut self, scope: Scope, now: Instant) -> Option<Command> {
+        if self.is_busy() {
+            self.push_log(Level::Warn, "a run is in progress: stop it (x) first", now);
+            return None;
+        }
+        for r in &mut self.rows {
+            let covered = match &scope {
+                Scope::All => true,
+                Scope::Only { entry, variant } => {
+                    r.entry == *entry && (r.is_baseline() || &r.variant == variant)
+                }
+            };
+            if covered {
+                r.reset();
+            }
+        }
+        self.first_run_utc.get_or_insert_with(chrono::Utc::now);
+        self.job = Job::Running { since: now };
+        let what = match &scope {
+            Scope::All => "run all".to_string(),
+            Scope::Only { entry, variant } => format!(
+                "run {} fp32 vs {variant}",
+                crate::models::display_name(&self.experiment.models[*entry].model)
+            ),
+        };
+        self.push_log(Level::Info, what, now);
+        Some(Command::Start(scope))
+    }
+
+    fn main_action(&mut self, action: Action, now: Instant) -> Option<Command> {
+        match action {
+            Action::RunAll => return self.start(Scope::All, now),
+            Action::RunSelected => {
+                let row = self.selected_row()?;
+                let scope = Scope::Only {
+                    entry: row.entry,
+                    variant: row.variant.clone(),
+                };
+                return self.start(scope, now);
+            }
+            Action::Stop => {
+                if let Job::Running { since } = self.job {
+                    self.job = Job::Stopping { since };
+                    self.push_log(Level::Info, "stopping after the current step ...", now);
+                    return Some(Command::Stop);
+                }
+            }
+            Action::Save => return Some(Command::Save),
+            Action::Quit if self.is_busy() => self.overlay = Some(Overlay::ConfirmQuit),
+            Action::Quit => return self.quit(),
+            Action::Help => self.overlay = Some(Overlay::Help),
+            Action::Settings => self.overlay = Some(Overlay::Settings { field: 0 }),
+            Action::NextPane | Action::Right => self.focus = self.cycle(1),
+            Action::PrevPane | Action::Left => self.focus = self.cycle(Pane::ALL.len() - 1),
+            Action::Up | Action::Down => self.scroll(action == Action::Up),
+            Action::ForceQuit | Action::Yes | Action::No | Action::Close => {}
+        }
+        None
+    }
+
+    fn cycle(&self, by: usize) -> Pane {
+        let i = Pane::ALL.iter().position(|p| *p == self.focus).unwrap_or(0);
+        Pane::ALL[(i + by) % Pane::ALL.len()]
+    }
+
+    fn scroll(&mut self, up: bool) {
+        match self.focus {
+            Pane::Results | Pane::Experiment => {
+                let last = self.rows.len().saturating_sub(1);
+                let before = self.selected;
+                self.selected = if up {
+                    self.selected.saturating_sub(1)
+                } else {
+                    (self.selected + 1).min(last)
+                };
+                if self.selected != before {
+                    self.detail_scroll = 0;
+                }
+            }
+            Pane::Detail => {
+                self.detail_scroll = if up {
+                    self.detail_scroll.saturating_sub(1)
+                } else {
+                    self.detail_scroll + 1
+                }
+            }
+            Pane::Log => {
+                self.log_scroll = if up {
+                    (self.log_scroll + 1).min(self.log.len().saturating_sub(1))
+                } else {
+                    self.log_scroll.saturating_sub(1)
+                }
+            }
+        }
+    }
+
+    fn settings_action(&mut self, field: usize, action: Action, now: Instant) -> Option<Command> {
+        let last = Settings::FIELDS.len() - 1;
+        match action {
+            Action::Up => {
+                self.overlay = Some(Overlay::Settings {
+                    field: field.saturating_sub(1),
+                })
+            }
+            Action::Down => {
+                self.overlay = Some(Overlay::Settings {
+                    field: (field + 1).min(last),
+                })
+            }
+            Action::Left | Action::Right => {
+                let before = self.settings;
+                self.settings
+                    .adjust(field, if action == Action::Right { 1 } else { -1 });
+                if self.settings != before {
+                    let change = self.settings.changes_from(&before).join("");
+                    self.push_log(
+                        Level::Info,
+                        format!("setting {change} (applies to the next run)"),
+                        now,
+                    );
+                }
+            }
+            Action::Close | Action::Settings | Action::Quit | Action::No => self.overlay = None,
+            Action::ForceQuit => return self.quit(),
+            _ => {}
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

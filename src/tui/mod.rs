@@ -1,0 +1,182 @@
+//! The interactive terminal UI. The engine runs on a worker thread and sends events; this loop folds
+//! them (and keys) into [`app::App`] and draws. It redraws only when something changed, ticking while a
+//! run is in progress so the clock and ETA move.
+
+mod app;
+mod keys;
+mod view;
+mod worker;
+
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use ratatui::crossterm::event::Event as TermEvent;
+use ratatui::DefaultTerminal;
+
+pub use app::{Action, App, Command, Outcome, Scope, Status};
+use app::{Level, Overlay};
+use worker::{Msg, Worker};
+
+use crate::assets::Cache;
+use crate::config::Experiment;
+use crate::engine::{self, Context};
+
+/// Redraw period while a run is in progress (clock, ETA); idle screens are redrawn only on input.
+const TICK: Duration = Duration::from_millis(250);
+
+pub struct Options {
+    pub experiment: Experiment,
+    pub config_path: PathBuf,
+    pub out_dir: PathBuf,
+    pub cache: Cache,
+    pub threads: usize,
+}
+
+/// Draws one frame of `app` into any backend (the terminal, or a test buffer).
+pub fn render(frame: &mut ratatui::Frame, app: &App, now: Instant) {
+    view::draw(frame, app, now);
+}
+
+/// True when NO_COLOR is set to anything non-empty (no-color.org).
+pub fn no_color() -> bool {
+    std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty())
+}
+
+pub fn run(opts: Options) -> Result<()> {
+    let (tx, rx) = mpsc::channel();
+    let mut app = App::new(
+        opts.experiment.clone(),
+        opts.config_path.clone(),
+        opts.threads,
+        Instant::now(),
+    );
+    app.color = !no_color();
+    // Installs a panic hook that restores the terminal before the panic message prints.
+    let mut terminal = ratatui::init();
+    worker::spawn_input(tx.clone());
+    let result = event_loop(&mut terminal, &mut app, &rx, &tx, &opts);
+    ratatui::restore();
+    result
+}
+
+fn event_loop(
+    terminal: &mut DefaultTerminal,
+    app: &mut App,
+    rx: &Receiver<Msg>,
+    tx: &Sender<Msg>,
+    opts: &Options,
+) -> Result<()> {
+    let mut worker: Option<Worker> = None;
+    loop {
+        let start = Instant::now();
+        terminal
+            .draw(|f| view::draw(f, app, start))
+            .context("cannot draw to the terminal")?;
+        app.frame.record(start.elapsed());
+        let first = if app.is_busy() {
+            match rx.recv_timeout(TICK) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(m) => Some(m),
+                Err(_) => break,
+            }
+        };
+        // Fold everything already queued before drawing again: a burst of events costs one frame.
+        for msg in first.into_iter().chain(rx.try_iter()) {
+            let now = Instant::now();
+            match msg {
+                Msg::Input(TermEvent::Key(key)) => {
+                    let Some(action) = keys::action(key) else {
+                        continue;
+                    };
+                    if let Some(cmd) = app.update(action, now) {
+                        execute(cmd, app, &mut worker, tx, opts, now);
+                    }
+                }
+                Msg::Input(_) => {} // resize and the rest: the redraw below is enough
+                Msg::Engine(e) => app.apply(*e, now),
+                Msg::Finished(outcome) => {
+                    app.finish(outcome, now);
+                    if let Some(w) = worker.take() {
+                        w.join();
+                    }
+                }
+            }
+        }
+        if app.quitting && !app.is_busy() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+fn execute(
+    cmd: Command,
+    app: &mut App,
+    worker: &mut Option<Worker>,
+    tx: &Sender<Msg>,
+    opts: &Options,
+    now: Instant,
+) {
+    match cmd {
+        Command::Start(scope) => {
+            let exp = app.experiment_for(&scope);
+            let ctx = Context {
+                cache: opts.cache.clone(),
+                ort_library: exp.runtime.ort_library.clone(),
+                threads: app.settings.threads,
+                cancel: Default::default(),
+            };
+            *worker = Some(Worker::start(
+                exp,
+                opts.config_path.clone(),
+                ctx,
+                tx.clone(),
+            ));
+        }
+        Command::Stop | Command::Quit => {
+            if let Some(w) = worker {
+                w.cancel.cancel();
+            }
+        }
+        Command::Save => match save(app, opts) {
+            Ok(paths) => {
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+                app.push_log(
+                    Level::Info,
+                    format!("report saved: {}", names.join(", ")),
+                    now,
+                );
+            }
+            Err(e) => app.push_log(Level::Error, format!("{e:#}"), now),
+        },
+    }
+    if app.overlay == Some(Overlay::ConfirmQuit) && !app.is_busy() {
+        app.overlay = None;
+    }
+}
+
+/// Writes the finished rows as `quantbench report` would, plus the settings changed here.
+pub fn save(app: &App, opts: &Options) -> Result<Vec<PathBuf>> {
+    let rows = app.finished_rows();
+    anyhow::ensure!(
+        !rows.is_empty(),
+        "nothing to save yet: no row has finished (r runs the experiment)"
+    );
+    let mut result = engine::experiment_result(
+        &app.experiment,
+        &app.config_path,
+        app.settings.threads,
+        app.first_run_utc.unwrap_or_else(chrono::Utc::now),
+        rows,
+    );
+    result.settings_changed = app.settings.changes_from(&app.original);
+    crate::report::write_report(&result, &opts.out_dir)
+        .with_context(|| format!("{}: cannot write the report", opts.out_dir.display()))
+}

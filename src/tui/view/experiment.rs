@@ -1,0 +1,79 @@
+//! The experiment grid: per model, its parts (rows) by variants (columns); a cell shows the variant's
+//! status while it is pending or running, and the part's size once the variant has been opened.
+
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+use ratatui::Frame;
+
+use super::results::status_mark;
+use super::theme::Theme;
+use crate::tui::app::{App, Row, Status};
+
+const PART: usize = 18;
+const CELL: usize = 13;
+
+fn cell(row: &Row, part: Option<&str>, theme: Theme) -> Span<'static> {
+    let (mark, style) = status_mark(row.status, theme);
+    let size = part.and_then(|p| row.parts.iter().find(|x| x.part == p));
+    let text = match size {
+        Some(s)
+            if matches!(
+                row.status,
+                Status::Done | Status::Measuring | Status::Evaluating
+            ) =>
+        {
+            format!("{mark} {:.1} MB", s.bytes as f64 / 1e6)
+        }
+        _ => format!("{mark} {}", row.status.label()),
+    };
+    Span::styled(format!("{text:<CELL$}"), style)
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
+    let mut lines = Vec::new();
+    for (entry, m) in app.experiment.models.iter().enumerate() {
+        let rows: Vec<&Row> = app.rows.iter().filter(|r| r.entry == entry).collect();
+        let Some(first) = rows.first() else { continue };
+        let items = if m.limit > 0 {
+            format!("first {} of ", m.limit)
+        } else {
+            String::new()
+        };
+        lines.push(Line::from(vec![
+            Span::styled(first.model.clone(), theme.title()),
+            Span::styled(format!("  {items}{}", m.dataset.display()), theme.dim()),
+        ]));
+        let mut header = vec![Span::styled(format!("  {:<PART$}", "part"), theme.dim())];
+        for r in &rows {
+            let selected = app.selected_row().is_some_and(|s| std::ptr::eq(s, *r));
+            let style = if selected {
+                theme.selected()
+            } else {
+                theme.title()
+            };
+            header.push(Span::styled(format!("{:<CELL$}", r.variant), style));
+        }
+        lines.push(Line::from(header));
+        let mut parts: Vec<String> = Vec::new();
+        for r in &rows {
+            for p in &r.parts {
+                if !parts.contains(&p.part) {
+                    parts.push(p.part.clone());
+                }
+            }
+        }
+        if parts.is_empty() {
+            let mut line = vec![Span::raw(format!("  {:<PART$}", "(all parts)"))];
+            line.extend(rows.iter().map(|r| cell(r, None, theme)));
+            lines.push(Line::from(line));
+        }
+        for p in &parts {
+            let mut line = vec![Span::raw(format!("  {:<PART$}", p))];
+            line.extend(rows.iter().map(|r| cell(r, Some(p), theme)));
+            lines.push(Line::from(line));
+        }
+        lines.push(Line::raw(""));
+    }
+    f.render_widget(Paragraph::new(lines).block(block), area);
+}

@@ -1,0 +1,75 @@
+//! The engine on a worker thread. Everything the UI loop hears arrives as one [`Msg`] on one channel: keys
+//! from the input thread, engine events and the end of a run from the worker.
+
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::thread::JoinHandle;
+
+use ratatui::crossterm::event;
+
+use super::app::Outcome;
+use crate::config::Experiment;
+use crate::engine::{self, Cancel, Cancelled, Context};
+
+pub enum Msg {
+    Input(event::Event),
+    Engine(Box<engine::Event>),
+    Finished(Outcome),
+}
+
+/// A running experiment and the switch that stops it.
+pub struct Worker {
+    pub cancel: Cancel,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Worker {
+    pub fn start(exp: Experiment, config: PathBuf, ctx: Context, tx: Sender<Msg>) -> Worker {
+        let cancel = ctx.cancel.clone();
+        let handle = std::thread::Builder::new()
+            .name("quantbench-engine".into())
+            .spawn(move || {
+                let events = tx.clone();
+                let mut sink = |e: engine::Event| {
+                    let _ = events.send(Msg::Engine(Box::new(e)));
+                };
+                let outcome = match engine::run_experiment(&exp, &config, &ctx, &mut sink) {
+                    Ok(_) => Outcome::Done,
+                    Err(e) if e.chain().any(|c| c.is::<Cancelled>()) => Outcome::Stopped,
+                    Err(e) => Outcome::Failed(
+                        e.chain()
+                            .map(|c| c.to_string())
+                            .collect::<Vec<_>>()
+                            .join(": "),
+                    ),
+                };
+                let _ = tx.send(Msg::Finished(outcome));
+            })
+            .expect("the OS starts a thread");
+        Worker {
+            cancel,
+            handle: Some(handle),
+        }
+    }
+
+    /// Waits for the thread once it has sent `Finished`.
+    pub fn join(mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Reads terminal input until the receiver is gone.
+pub fn spawn_input(tx: Sender<Msg>) {
+    std::thread::Builder::new()
+        .name("quantbench-input".into())
+        .spawn(move || {
+            while let Ok(e) = event::read() {
+                if tx.send(Msg::Input(e)).is_err() {
+                    break;
+                }
+            }
+        })
+        .expect("the OS starts a thread");
+}
