@@ -489,3 +489,10 @@ fn quantize_refuses_bad_recipes_and_existing_output() {
         "precious"
     );
 }
+
+#[test]
+fn no_subcommand_without_a_terminal_points_to_report() {
+    // `output()` pipes stdout, so this is never a terminal.
+    let o = quantbench(&[], &[]);
+    expect_error(&o, &["needs a terminal", "quantbench report"]);
+}

@@ -527,14 +527,28 @@ impl App {
                 let i = found.unwrap_or_else(|| {
                     // A folder given by path that is itself quantized reports under its recipe.
                     let entry = self.rows.last().map_or(0, |r| r.entry);
-                    self.rows.push(Row::new(entry, model, variant));
+                    self.rows
+                        .push(Row::new(entry, model.clone(), variant.clone()));
                     self.rows.len() - 1
                 });
                 let row = &mut self.rows[i];
                 row.status = Status::Done;
+                let failed: Vec<String> = result
+                    .verdicts
+                    .iter()
+                    .filter(|v| !v.pass)
+                    .map(|v| format!("{} {} (got {:.3})", v.check, v.limit, v.value))
+                    .collect();
                 row.parts = result.parts.clone();
                 row.quantization = result.quantization.clone();
                 row.result = Some(result);
+                for f in failed {
+                    self.push_log(
+                        Level::Warn,
+                        format!("{model} {variant}: threshold failed: {f}"),
+                        now,
+                    );
+                }
             }
         }
     }
@@ -728,4 +742,4 @@ impl App {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -30,8 +30,15 @@ fn sparkline(samples: &[f64], width: usize) -> String {
         .collect()
 }
 
-fn series_line(name: &str, samples: &[f64], width: usize, theme: Theme) -> Line<'static> {
-    let Some(s) = Summary::of(samples) else {
+/// Stats and a sparkline of the raw runs; `summary` alone when the raw runs were not kept (older reports).
+fn series_line(
+    name: &str,
+    summary: Option<&Summary>,
+    samples: &[f64],
+    width: usize,
+    theme: Theme,
+) -> Line<'static> {
+    let Some(s) = Summary::of(samples).or(summary.cloned()) else {
         return Line::from(vec![
             Span::raw(format!("  {name:<13}")),
             Span::styled("not measured yet", theme.dim()),
@@ -93,9 +100,27 @@ pub fn lines(row: &Row, width: usize, theme: Theme) -> Vec<Line<'static>> {
         row.decoder_step.as_ref().map(|s| &s.samples_ms),
     );
     let e2e = runs(lat.map(|l| &l.end_to_end_runs_ms), None);
-    out.push(series_line("encoder", encoder, width, theme));
-    out.push(series_line("decoder step", step, width, theme));
-    out.push(series_line("end to end", e2e, width, theme));
+    out.push(series_line(
+        "encoder",
+        lat.map(|l| &l.encoder_ms),
+        encoder,
+        width,
+        theme,
+    ));
+    out.push(series_line(
+        "decoder step",
+        lat.map(|l| &l.decoder_step_ms),
+        step,
+        width,
+        theme,
+    ));
+    out.push(series_line(
+        "end to end",
+        lat.map(|l| &l.end_to_end_ms),
+        e2e,
+        width,
+        theme,
+    ));
 
     let worst = row.worst(3);
     out.push(Line::styled(
@@ -122,20 +147,33 @@ pub fn lines(row: &Row, width: usize, theme: Theme) -> Vec<Line<'static>> {
             format!("quantized: {} recipe, {:.1} s", q.recipe.name(), q.seconds),
             theme.title(),
         ));
+        let name_width = q.parts.iter().map(|p| p.file.len()).max().unwrap_or(0);
         for p in &q.parts {
-            let ops: Vec<String> = p
+            let mut ops: Vec<String> = p
                 .ops
                 .iter()
+                .filter(|(_, c)| c.quantized > 0)
                 .map(|(op, c)| format!("{op} {}/{}", c.quantized, c.total))
                 .collect();
+            let float: usize = p
+                .ops
+                .values()
+                .filter(|c| c.quantized == 0)
+                .map(|c| c.total)
+                .sum();
+            ops.push(format!("{float} other ops float"));
             out.push(Line::raw(format!(
-                "  {:<28} {}",
+                "  {:<name_width$} {}",
                 p.file.trim_end_matches(".onnx"),
                 ops.join(" · ")
             )));
             if !p.left_in_float.is_empty() {
                 out.push(Line::styled(
-                    format!("  {:<28} {} left in float", "", p.left_in_float.len()),
+                    format!(
+                        "  {:<name_width$} {} kept float on purpose",
+                        "",
+                        p.left_in_float.len()
+                    ),
                     theme.dim(),
                 ));
             }

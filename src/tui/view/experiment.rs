@@ -10,7 +10,6 @@ use super::results::status_mark;
 use super::theme::Theme;
 use crate::tui::app::{App, Row, Status};
 
-const PART: usize = 18;
 const CELL: usize = 13;
 
 fn cell(row: &Row, part: Option<&str>, theme: Theme) -> Span<'static> {
@@ -44,7 +43,16 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
             Span::styled(first.model.clone(), theme.title()),
             Span::styled(format!("  {items}{}", m.dataset.display()), theme.dim()),
         ]));
-        let mut header = vec![Span::styled(format!("  {:<PART$}", "part"), theme.dim())];
+        let mut parts: Vec<String> = Vec::new();
+        for r in &rows {
+            for p in &r.parts {
+                if !parts.contains(&p.part) {
+                    parts.push(p.part.clone());
+                }
+            }
+        }
+        let width = parts.iter().map(|p| p.len()).max().unwrap_or(0).max(11) + 1;
+        let mut header = vec![Span::styled(format!("  {:<width$}", "part"), theme.dim())];
         for r in &rows {
             let selected = app.selected_row().is_some_and(|s| std::ptr::eq(s, *r));
             let style = if selected {
@@ -55,21 +63,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
             header.push(Span::styled(format!("{:<CELL$}", r.variant), style));
         }
         lines.push(Line::from(header));
-        let mut parts: Vec<String> = Vec::new();
-        for r in &rows {
-            for p in &r.parts {
-                if !parts.contains(&p.part) {
-                    parts.push(p.part.clone());
-                }
-            }
-        }
         if parts.is_empty() {
-            let mut line = vec![Span::raw(format!("  {:<PART$}", "(all parts)"))];
+            let mut line = vec![Span::raw(format!("  {:<width$}", "(all parts)"))];
             line.extend(rows.iter().map(|r| cell(r, None, theme)));
             lines.push(Line::from(line));
         }
         for p in &parts {
-            let mut line = vec![Span::raw(format!("  {:<PART$}", p))];
+            let mut line = vec![Span::raw(format!("  {:<width$}", p))];
             line.extend(rows.iter().map(|r| cell(r, Some(p), theme)));
             lines.push(Line::from(line));
         }

@@ -162,7 +162,8 @@ fn draw_header(f: &mut Frame, area: Rect, app: &App, theme: Theme, now: Instant)
 }
 
 fn draw_footer(f: &mut Frame, area: Rect, app: &App, theme: Theme) {
-    let keys = if area.width >= 100 {
+    let wide = area.width >= WIDE.0;
+    let keys = if wide {
         "r run all · ⏎ run selected · x stop · s save · o settings · Tab pane · ? help · q quit"
     } else {
         "r run · ⏎ sel · x stop · s save · o set · Tab · ? · q"
@@ -183,14 +184,16 @@ fn draw_progress(f: &mut Frame, area: Rect, app: &App, theme: Theme, now: Instan
         .border_style(theme.dim())
         .title(" progress ");
     let Some(p) = &app.running else {
-        let text = match app.job {
-            Job::Idle => "nothing running — r runs the experiment, ⏎ the selected row",
-            _ => "starting …",
+        // Idle: the newest log line, so what a key did (a save, a failure) shows whatever pane is open.
+        let line = match (app.job.clone(), app.log.last()) {
+            (Job::Idle, Some(l)) => log::line(l, theme),
+            (Job::Idle, None) => Line::styled(
+                "nothing running — r runs the experiment, ⏎ the selected row",
+                theme.dim(),
+            ),
+            _ => Line::styled("starting …", theme.dim()),
         };
-        f.render_widget(
-            Paragraph::new(Span::styled(text, theme.dim())).block(block),
-            area,
-        );
+        f.render_widget(Paragraph::new(line).block(block), area);
         return;
     };
     let eta = p
@@ -295,3 +298,6 @@ fn draw_settings(f: &mut Frame, area: Rect, app: &App, field: usize, theme: Them
         lines,
     );
 }
+
+#[cfg(test)]
+mod tests;

@@ -142,7 +142,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
     let table = Table::new(rows, widths)
         .header(header)
         .block(block)
-        .row_highlight_style(theme.selected());
+        .row_highlight_style(theme.selected())
+        .highlight_symbol("▸");
     let mut state = TableState::default().with_selected(Some(app.selected));
     f.render_stateful_widget(table, area, &mut state);
 }

@@ -1,0 +1,188 @@
+//! The real binary in a real terminal (tmux): open the TUI on a short tiny.en experiment, run it, see a
+//! result row appear, save the report, quit, and check the terminal came back (alternate screen left,
+//! cursor shown). Set QUANTBENCH_TUI_CAPTURE=DIR to keep the screens captured mid-run and at the end.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Tmux {
+    socket: String,
+    session: String,
+}
+
+impl Tmux {
+    fn cmd(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("tmux runs (apt install tmux)");
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.cmd(&["capture-pane", "-p", "-t", &self.session])
+    }
+
+    fn keys(&self, keys: &str) {
+        self.cmd(&["send-keys", "-t", &self.session, keys]);
+    }
+
+    /// Polls the screen until `done` holds; panics with the last screen after `limit`.
+    fn wait_for(&self, what: &str, limit: Duration, done: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.screen();
+            if done(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "timed out after {limit:?} waiting for {what}; screen:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .output();
+    }
+}
+
+fn keep(name: &str, screen: &str) {
+    if let Some(dir) = std::env::var_os("QUANTBENCH_TUI_CAPTURE") {
+        let dir = PathBuf::from(dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(name), screen).unwrap();
+    }
+}
+
+fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn tui_runs_saves_and_quits_in_a_real_terminal() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("short.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"tui-e2e\"\n\
+             [measure]\nwarmup = 1\nruns = 5\ndecoder_cache_len = 8\ne2e_passes = 1\n\
+             [[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"{}\"\nlimit = 3\n\
+             variants = [\"dynamic\"]\n\
+             [models.thresholds]\nmax_accuracy_drop_points = 50.0\n",
+            repo.join("datasets/speech-en/manifest.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("reports");
+    let script = format!(
+        "'{}' --config '{}' --out '{}'; echo QB_EXIT=$?; sleep 120",
+        env!("CARGO_BIN_EXE_quantbench"),
+        config.display(),
+        out.display()
+    );
+    // A private tmux server: it inherits this process's environment (asset cache, ORT path).
+    let t = Tmux {
+        socket: format!("quantbench-test-{}", std::process::id()),
+        session: "tui".into(),
+    };
+    t.cmd(&[
+        "new-session",
+        "-d",
+        "-s",
+        "tui",
+        "-x",
+        "100",
+        "-y",
+        "30",
+        "sh",
+        "-c",
+        &script,
+    ]);
+
+    let idle = t.wait_for("the TUI", Duration::from_secs(30), |s| {
+        s.contains("results") && s.contains("idle")
+    });
+    assert!(
+        idle.contains("dynamic") && idle.contains("pending"),
+        "{idle}"
+    );
+
+    t.keys("r");
+    let mid = t.wait_for("a measurement in progress", Duration::from_secs(300), |s| {
+        s.contains("measuring") || s.contains("evaluating")
+    });
+    keep("mid-run.txt", &mid);
+    assert!(mid.contains("running"), "{mid}");
+
+    // Keys answer while the model runs: the help overlay opens and closes.
+    t.keys("?");
+    t.wait_for("the help overlay", Duration::from_secs(5), |s| {
+        s.contains("stop the running job")
+    });
+    t.keys("Escape");
+    t.wait_for("the help to close", Duration::from_secs(5), |s| {
+        !s.contains("stop the running job")
+    });
+
+    let end = t.wait_for("the dynamic row's result", Duration::from_secs(300), |s| {
+        s.lines()
+            .any(|l| l.contains("dynamic") && l.contains("done") && l.contains('×'))
+            && s.contains("idle")
+    });
+    keep("finished.txt", &end);
+    assert!(end.contains("✓ pass"), "threshold verdict shown:\n{end}");
+
+    t.keys("s");
+    t.wait_for("the save to be logged", Duration::from_secs(10), |s| {
+        s.contains("report saved")
+    });
+    let md = files(&out, "md");
+    let json = files(&out, "json");
+    assert_eq!((md.len(), json.len()), (1, 1), "one markdown + one JSON");
+    let text = std::fs::read_to_string(&md[0]).unwrap();
+    assert!(text.contains("# quantbench report: tui-e2e"), "{text}");
+    let result: quantbench::results::ExperimentResult =
+        serde_json::from_str(&std::fs::read_to_string(&json[0]).unwrap()).unwrap();
+    let variants: Vec<&str> = result.models.iter().map(|m| m.variant.as_str()).collect();
+    assert_eq!(variants, vec!["fp32", "dynamic"]);
+    assert_eq!(result.models[0].accuracy.n, 3);
+    assert_eq!(result.models[1].latency.encoder_runs_ms.len(), 5);
+    assert!(result.models[1].vs_fp32.is_some());
+
+    t.keys("q");
+    let after = t.wait_for("the shell after quitting", Duration::from_secs(20), |s| {
+        s.contains("QB_EXIT=")
+    });
+    assert!(after.contains("QB_EXIT=0"), "{after}");
+    assert!(!after.contains("results"), "TUI left on screen:\n{after}");
+    let flags = t.cmd(&[
+        "display-message",
+        "-p",
+        "-t",
+        "tui",
+        "#{alternate_on} #{cursor_flag}",
+    ]);
+    assert_eq!(flags.trim(), "0 1", "alternate screen off, cursor visible");
+}
