@@ -97,7 +97,7 @@ fn tui_runs_saves_and_quits_in_a_real_terminal() {
     .unwrap();
     let out = dir.path().join("reports");
     let script = format!(
-        "'{}' --config '{}' --out '{}'; echo QB_EXIT=$?; sleep 120",
+        "QUANTBENCH_TUI_STATS=1 '{}' --config '{}' --out '{}'; echo QB_EXIT=$?; sleep 120",
         env!("CARGO_BIN_EXE_quantbench"),
         config.display(),
         out.display()
@@ -171,11 +171,49 @@ fn tui_runs_saves_and_quits_in_a_real_terminal() {
     assert_eq!(result.models[1].latency.encoder_runs_ms.len(), 5);
     assert!(result.models[1].vs_fp32.is_some());
 
+    // Resizing redraws in the other layout: collapsed panes at 80×24, every pane at 160×48.
+    t.cmd(&["resize-window", "-t", "tui", "-x", "80", "-y", "24"]);
+    t.wait_for("the collapsed layout", Duration::from_secs(5), |s| {
+        s.contains("[ detail ]") && s.lines().count() <= 24
+    });
+    t.cmd(&["resize-window", "-t", "tui", "-x", "160", "-y", "48"]);
+    t.wait_for("the wide layout", Duration::from_secs(5), |s| {
+        s.contains(" log ") && s.contains(" experiment ") && s.contains("[ results ]")
+    });
+
+    // A second run of the selected row (FP32 alone), stopped from the keyboard.
+    t.keys("Enter");
+    t.wait_for("the second run", Duration::from_secs(60), |s| {
+        s.contains("running") && (s.contains("measuring") || s.contains("loading"))
+    });
+    t.keys("x");
+    let stopped = t.wait_for("the run to stop", Duration::from_secs(60), |s| {
+        s.contains("run stopped") && s.contains("idle")
+    });
+    assert!(
+        stopped
+            .lines()
+            .any(|l| l.contains("fp32") && l.contains("stopped")),
+        "{stopped}"
+    );
+    assert!(
+        stopped
+            .lines()
+            .any(|l| l.contains("dynamic") && l.contains("done")),
+        "rows outside the run keep their results:\n{stopped}"
+    );
+
     t.keys("q");
     let after = t.wait_for("the shell after quitting", Duration::from_secs(20), |s| {
         s.contains("QB_EXIT=")
     });
     assert!(after.contains("QB_EXIT=0"), "{after}");
+    let stats = after
+        .lines()
+        .find(|l| l.starts_with("quantbench tui:"))
+        .unwrap_or_else(|| panic!("frame statistics line missing:\n{after}"));
+    println!("{stats}");
+    keep("frames.txt", stats);
     assert!(!after.contains("results"), "TUI left on screen:\n{after}");
     let flags = t.cmd(&[
         "display-message",

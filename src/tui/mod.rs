@@ -58,6 +58,15 @@ pub fn run(opts: Options) -> Result<()> {
     worker::spawn_input(tx.clone());
     let result = event_loop(&mut terminal, &mut app, &rx, &tx, &opts);
     ratatui::restore();
+    if std::env::var_os("QUANTBENCH_TUI_STATS").is_some() {
+        let f = &app.frame;
+        let mean = f.total.as_secs_f64() * 1e3 / f.frames.max(1) as f64;
+        eprintln!(
+            "quantbench tui: {} frames, mean {mean:.2} ms, max {:.2} ms per frame",
+            f.frames,
+            f.max.as_secs_f64() * 1e3
+        );
+    }
     result
 }
 
