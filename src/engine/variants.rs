@@ -155,25 +155,30 @@ fn build(
         None => (fp32.onnx_dir.clone(), None),
     };
     ctx.cancel.check()?;
-    sink(Event::Progress {
-        task: task.clone(),
-        stage: Stage::Quantize,
-        done: 0,
-        total: 1,
-    });
+    // The gauge counts graphs: quantize_folder announces each one (one note) before rewriting it.
+    let mut announced = 0;
     let summary = quantize_folder(
         &src,
         tmp.path(),
         &files,
         options.clone(),
         calibration.as_ref(),
-        &mut |m: &str| sink(Event::Note(m.to_string())),
+        &mut |m: &str| {
+            sink(Event::Progress {
+                task: task.clone(),
+                stage: Stage::Quantize,
+                done: announced.min(files.len()),
+                total: files.len(),
+            });
+            announced += 1;
+            sink(Event::Note(m.to_string()));
+        },
     )?;
     sink(Event::Progress {
         task,
         stage: Stage::Quantize,
-        done: 1,
-        total: 1,
+        done: files.len(),
+        total: files.len(),
     });
     sink(Event::Note(format!(
         "quantize {}: checking the INT8 model runs ...",

@@ -189,3 +189,50 @@ pub fn save(app: &App, opts: &Options) -> Result<Vec<PathBuf>> {
     crate::report::write_report(&result, &opts.out_dir)
         .with_context(|| format!("{}: cannot write the report", opts.out_dir.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::app::tests::{app, report};
+    use super::*;
+
+    #[test]
+    fn save_writes_the_report_exporters_output_with_the_settings_changed() {
+        let t0 = Instant::now();
+        let mut a = app(t0);
+        let dir = tempfile::tempdir().unwrap();
+        let opts = Options {
+            experiment: a.experiment.clone(),
+            config_path: "quantbench.toml".into(),
+            out_dir: dir.path().join("reports"),
+            cache: Cache::new(Some(dir.path().join("cache")), None),
+            threads: 2,
+        };
+        let empty = save(&a, &opts).unwrap_err().to_string();
+        assert!(empty.contains("nothing to save yet"), "{empty}");
+        assert!(!opts.out_dir.exists(), "nothing written");
+
+        let fixture = report();
+        for m in fixture.models.clone() {
+            a.apply(engine::Event::ModelDone(Box::new(m)), t0);
+        }
+        a.update(Action::Settings, t0);
+        a.update(Action::Left, t0);
+        a.update(Action::Close, t0);
+        let paths = save(&a, &opts).unwrap();
+        assert_eq!(paths.len(), 2);
+        let md = std::fs::read_to_string(&paths[0]).unwrap();
+        let json: crate::results::ExperimentResult =
+            serde_json::from_str(&std::fs::read_to_string(&paths[1]).unwrap()).unwrap();
+        assert_eq!(json.settings_changed, vec!["threads 2 → 1"]);
+        assert!(md.contains("changed in the TUI") && md.contains("threads 2 → 1"));
+        // The rows are the engine's, unchanged; the markdown is the report exporter's for them.
+        assert_eq!(
+            serde_json::to_value(&json.models).unwrap(),
+            serde_json::to_value(&fixture.models).unwrap()
+        );
+        use crate::report::Exporter;
+        assert_eq!(md, crate::report::Markdown.render(&json));
+    }
+}
