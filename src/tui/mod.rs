@@ -156,12 +156,19 @@ fn execute(
         }
         Command::Save => match save(app, opts) {
             Ok(paths) => {
-                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                app.push_log(
-                    Level::Info,
-                    format!("report saved: {}", names.join(", ")),
-                    now,
-                );
+                // The path stem once, then the extensions: both files fit on one line.
+                let stem = paths.first().map(|p| p.with_extension(""));
+                let exts: Vec<String> = paths
+                    .iter()
+                    .filter_map(|p| p.extension().map(|e| e.to_string_lossy().into_owned()))
+                    .collect();
+                let text = match stem {
+                    Some(stem) => {
+                        format!("report saved: {}.{{{}}}", stem.display(), exts.join(","))
+                    }
+                    None => "report saved".to_string(),
+                };
+                app.push_log(Level::Info, text, now);
             }
             Err(e) => app.push_log(Level::Error, format!("{e:#}"), now),
         },

@@ -148,6 +148,8 @@ pub struct Running {
     pub done: usize,
     pub total: usize,
     pub stage_started: Instant,
+    /// When the last progress event came.
+    pub updated: Instant,
 }
 
 impl Running {
@@ -454,8 +456,10 @@ impl App {
                     .running
                     .as_ref()
                     .is_some_and(|p| p.task == task && p.stage == stage);
+                // A stage first heard of after its first step began when the previous event came.
                 let stage_started = match &self.running {
                     Some(p) if same => p.stage_started,
+                    Some(p) if done > 0 => p.updated,
                     _ => now,
                 };
                 self.running = Some(Running {
@@ -464,6 +468,7 @@ impl App {
                     done,
                     total,
                     stage_started,
+                    updated: now,
                 });
             }
             Event::Opened {

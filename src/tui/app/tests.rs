@@ -98,7 +98,19 @@ fn progress_sets_the_task_variants_status_and_the_gauge_keeps_its_stage_start() 
         t1,
     );
     assert!(a.rows.iter().all(|r| r.status == Status::Measuring));
-    assert_eq!(a.running.as_ref().unwrap().stage_started, t1);
+    // First heard of at 1 of 5: it began when the calibration's last event came.
+    assert_eq!(
+        a.running.as_ref().unwrap().stage_started,
+        t0 + Duration::from_secs(5)
+    );
+    a.apply(
+        progress(&["fp32"], Stage::MeasureEndToEnd, 0, 5),
+        t1 + Duration::from_secs(1),
+    );
+    assert_eq!(
+        a.running.as_ref().unwrap().stage_started,
+        t1 + Duration::from_secs(1)
+    );
 }
 
 #[test]

@@ -10,7 +10,7 @@ use super::results::status_mark;
 use super::theme::Theme;
 use crate::tui::app::{App, Row, Status};
 
-const CELL: usize = 13;
+const CELL: usize = 14;
 
 fn cell(row: &Row, part: Option<&str>, theme: Theme) -> Span<'static> {
     let (mark, style) = status_mark(row.status, theme);
@@ -29,6 +29,35 @@ fn cell(row: &Row, part: Option<&str>, theme: Theme) -> Span<'static> {
     Span::styled(format!("{text:<CELL$}"), style)
 }
 
+/// The part names of a model's rows, in the order they first appear.
+fn parts_of(rows: &[&Row]) -> Vec<String> {
+    let mut parts: Vec<String> = Vec::new();
+    for r in rows {
+        for p in &r.parts {
+            if !parts.contains(&p.part) {
+                parts.push(p.part.clone());
+            }
+        }
+    }
+    parts
+}
+
+fn part_width(parts: &[String]) -> usize {
+    parts.iter().map(|p| p.len()).max().unwrap_or(0).max(11) + 1
+}
+
+/// Columns the grid needs to show every variant, borders included.
+pub fn width(app: &App) -> u16 {
+    let widest = (0..app.experiment.models.len())
+        .map(|entry| {
+            let rows: Vec<&Row> = app.rows.iter().filter(|r| r.entry == entry).collect();
+            2 + part_width(&parts_of(&rows)) + CELL * rows.len()
+        })
+        .max()
+        .unwrap_or(0);
+    (widest + 2) as u16
+}
+
 pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
     let mut lines = Vec::new();
     for (entry, m) in app.experiment.models.iter().enumerate() {
@@ -43,15 +72,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
             Span::styled(first.model.clone(), theme.title()),
             Span::styled(format!("  {items}{}", m.dataset.display()), theme.dim()),
         ]));
-        let mut parts: Vec<String> = Vec::new();
-        for r in &rows {
-            for p in &r.parts {
-                if !parts.contains(&p.part) {
-                    parts.push(p.part.clone());
-                }
-            }
-        }
-        let width = parts.iter().map(|p| p.len()).max().unwrap_or(0).max(11) + 1;
+        let parts = parts_of(&rows);
+        let width = part_width(&parts);
         let mut header = vec![Span::styled(format!("  {:<width$}", "part"), theme.dim())];
         for r in &rows {
             let selected = app.selected_row().is_some_and(|s| std::ptr::eq(s, *r));

@@ -42,9 +42,9 @@ pub fn draw(f: &mut Frame, app: &App, now: Instant) {
             Constraint::Length(8),
         ])
         .areas(body);
+        let grid_width = experiment::width(app).min(middle.width / 2);
         let [grid, detail_area] =
-            Layout::horizontal([Constraint::Percentage(40), Constraint::Percentage(60)])
-                .areas(middle);
+            Layout::horizontal([Constraint::Length(grid_width), Constraint::Min(0)]).areas(middle);
         results::draw(f, table, app, theme, pane_block(app, Pane::Results, theme));
         draw_progress(f, gauge, app, theme, now);
         experiment::draw(

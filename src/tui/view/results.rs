@@ -35,7 +35,7 @@ const COLUMNS: &[Column] = &[
     },
     Column {
         header: "status",
-        width: 12,
+        width: 13,
         priority: 1,
         render: status,
     },

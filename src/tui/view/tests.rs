@@ -170,3 +170,23 @@ fn tiny_terminals_do_not_panic() {
         render(&a, size, t0);
     }
 }
+
+#[test]
+fn status_cells_fit_their_longest_label() {
+    let t0 = Instant::now();
+    let mut a = app(t0);
+    a.apply(
+        Event::Progress {
+            task: Task::new("whisper-tiny.en", &["static"]),
+            stage: Stage::Calibrate,
+            done: 2,
+            total: 12,
+        },
+        t0,
+    );
+    for size in [(80, 24), (120, 36), (160, 48)] {
+        let t = render(&a, size, t0);
+        let screen = format!("{}", t.backend());
+        assert!(screen.contains("▶ calibrating"), "{size:?}:\n{screen}");
+    }
+}
