@@ -203,7 +203,16 @@ fn tui_runs_saves_and_quits_in_a_real_terminal() {
         "rows outside the run keep their results:\n{stopped}"
     );
 
+    // Quitting during a run asks first, then stops the run and leaves.
+    t.keys("Enter");
+    t.wait_for("a third run", Duration::from_secs(60), |s| {
+        s.contains("running")
+    });
     t.keys("q");
+    t.wait_for("the quit confirmation", Duration::from_secs(5), |s| {
+        s.contains("Stop it and quit?")
+    });
+    t.keys("y");
     let after = t.wait_for("the shell after quitting", Duration::from_secs(20), |s| {
         s.contains("QB_EXIT=")
     });

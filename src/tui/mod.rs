@@ -53,8 +53,15 @@ pub fn run(opts: Options) -> Result<()> {
         Instant::now(),
     );
     app.color = !no_color();
-    // Installs a panic hook that restores the terminal before the panic message prints.
+    // ratatui's hook restores the terminal before a panic message prints. The engine thread's panics are
+    // caught and shown as a failed run instead, so they leave the terminal (and the screen) alone.
     let mut terminal = ratatui::init();
+    let restore_and_report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().name() != Some(worker::ENGINE_THREAD) {
+            restore_and_report(info);
+        }
+    }));
     worker::spawn_input(tx.clone());
     let result = event_loop(&mut terminal, &mut app, &rx, &tx, &opts);
     ratatui::restore();

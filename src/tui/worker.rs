@@ -11,6 +11,9 @@ use super::app::Outcome;
 use crate::config::Experiment;
 use crate::engine::{self, Cancel, Cancelled, Context};
 
+/// The engine thread's name; the TUI's panic hook leaves the terminal alone for it.
+pub const ENGINE_THREAD: &str = "quantbench-engine";
+
 pub enum Msg {
     Input(event::Event),
     Engine(Box<engine::Event>),
@@ -27,21 +30,33 @@ impl Worker {
     pub fn start(exp: Experiment, config: PathBuf, ctx: Context, tx: Sender<Msg>) -> Worker {
         let cancel = ctx.cancel.clone();
         let handle = std::thread::Builder::new()
-            .name("quantbench-engine".into())
+            .name(ENGINE_THREAD.into())
             .spawn(move || {
                 let events = tx.clone();
                 let mut sink = |e: engine::Event| {
                     let _ = events.send(Msg::Engine(Box::new(e)));
                 };
-                let outcome = match engine::run_experiment(&exp, &config, &ctx, &mut sink) {
-                    Ok(_) => Outcome::Done,
-                    Err(e) if e.chain().any(|c| c.is::<Cancelled>()) => Outcome::Stopped,
-                    Err(e) => Outcome::Failed(
+                // A panic in the engine ends the run as a failure; the UI goes on.
+                let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    engine::run_experiment(&exp, &config, &ctx, &mut sink)
+                }));
+                let outcome = match run {
+                    Ok(Ok(_)) => Outcome::Done,
+                    Ok(Err(e)) if e.chain().any(|c| c.is::<Cancelled>()) => Outcome::Stopped,
+                    Ok(Err(e)) => Outcome::Failed(
                         e.chain()
                             .map(|c| c.to_string())
                             .collect::<Vec<_>>()
                             .join(": "),
                     ),
+                    Err(panic) => Outcome::Failed(format!(
+                        "internal error in the engine: {}",
+                        panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_else(|| "panic".into())
+                    )),
                 };
                 let _ = tx.send(Msg::Finished(outcome));
             })
