@@ -14,7 +14,7 @@ const CELL: usize = 14;
 
 fn cell(row: &Row, part: Option<&str>, theme: Theme) -> Span<'static> {
     let (mark, style) = status_mark(row.status, theme);
-    let size = part.and_then(|p| row.parts.iter().find(|x| x.part == p));
+    let size = part.and_then(|p| row.parts.iter().find(|x| short(&x.part) == p));
     let text = match size {
         Some(s)
             if matches!(
@@ -29,13 +29,18 @@ fn cell(row: &Row, part: Option<&str>, theme: Theme) -> Span<'static> {
     Span::styled(format!("{text:<CELL$}"), style)
 }
 
+/// A part's graph name without the `_model` every graph file carries.
+fn short(part: &str) -> &str {
+    part.strip_suffix("_model").unwrap_or(part)
+}
+
 /// The part names of a model's rows, in the order they first appear.
 fn parts_of(rows: &[&Row]) -> Vec<String> {
     let mut parts: Vec<String> = Vec::new();
     for r in rows {
         for p in &r.parts {
-            if !parts.contains(&p.part) {
-                parts.push(p.part.clone());
+            if !parts.iter().any(|x| x == short(&p.part)) {
+                parts.push(short(&p.part).to_string());
             }
         }
     }

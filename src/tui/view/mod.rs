@@ -42,7 +42,7 @@ pub fn draw(f: &mut Frame, app: &App, now: Instant) {
             Constraint::Length(8),
         ])
         .areas(body);
-        let grid_width = experiment::width(app).min(middle.width / 2);
+        let grid_width = experiment::width(app).min(middle.width * 11 / 20);
         let [grid, detail_area] =
             Layout::horizontal([Constraint::Length(grid_width), Constraint::Min(0)]).areas(middle);
         results::draw(f, table, app, theme, pane_block(app, Pane::Results, theme));
