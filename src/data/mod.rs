@@ -1,4 +1,5 @@
-//! Inputs: audio files and JSONL manifests.
+//! Inputs: audio files, images and JSONL manifests.
 
 pub mod audio;
+pub mod image;
 pub mod manifest;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::assets::Cache;
 
+pub mod blip;
 pub mod whisper;
 
 /// Bumped whenever the exporter's graphs change, so cached conversions are rebuilt.
