@@ -2,4 +2,5 @@
 
 pub mod normalizer;
 pub mod stats;
+pub mod vqa;
 pub mod wer;
