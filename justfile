@@ -9,7 +9,7 @@ report *ARGS:
 # Every test: unit, reference (real models, real speech), bad inputs. Fetches assets on first use.
 test:
     cargo build --release --quiet
-    ./target/release/quantbench fetch onnxruntime whisper-tiny.en whisper-base
+    ./target/release/quantbench fetch onnxruntime whisper-tiny.en whisper-base easy-vqa
     cargo test --release -- --test-threads 1
 
 # Formatting and lints as CI expects them
