@@ -7,7 +7,7 @@ use ndarray::Array4;
 use crate::data::image::resize_bicubic;
 
 /// What a BLIP model expects of its pixels (its `blip.json`; these defaults are blip-vqa-base's).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImageConfig {
     pub image_size: u32,
     pub mean: [f32; 3],

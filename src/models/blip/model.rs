@@ -1,0 +1,246 @@
+//! A BLIP model folder in the seed's three-part layout, opened as three ORT sessions:
+//! `vision_model.onnx` (`pixel_values` → image embeddings), `text_encoder.onnx` (question tokens attending
+//! to the image), `text_decoder_with_past.onnx` (one greedy step with a key/value cache), `tokenizer.json`
+//! (BERT WordPiece) and `blip.json`. Only file and tensor names are relied on; the loader names whatever
+//! is missing.
+
+use std::path::{Path, PathBuf};
+
+use ort::session::Session;
+use serde::{Deserialize, Serialize};
+
+use super::preprocess::ImageConfig;
+
+pub const VISION_FILE: &str = "vision_model.onnx";
+pub const TEXT_ENCODER_FILE: &str = "text_encoder.onnx";
+pub const TEXT_DECODER_FILE: &str = "text_decoder_with_past.onnx";
+pub const CONFIG_FILE: &str = "blip.json";
+pub const TOKENIZER_FILE: &str = "tokenizer.json";
+pub const GRAPH_FILES: [&str; 3] = [VISION_FILE, TEXT_ENCODER_FILE, TEXT_DECODER_FILE];
+
+/// The text inputs both text graphs take.
+pub const TEXT_INPUTS: [&str; 4] = [
+    "input_ids",
+    "attention_mask",
+    "encoder_hidden_states",
+    "encoder_attention_mask",
+];
+
+/// `blip.json`: what the graphs cannot say about themselves. Defaults are blip-vqa-base's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlipConfig {
+    /// Side of the square image the vision graph takes.
+    pub image_size: u32,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+    /// The decoder's start token ([DEC] in BLIP's tokenizer).
+    pub bos_token_id: i64,
+    /// Ends an answer or a caption ([SEP]).
+    pub sep_token_id: i64,
+    pub pad_token_id: i64,
+    /// Most tokens generated (the seed's max_length).
+    pub max_length: usize,
+    /// Longest question, in tokens with [CLS] and [SEP]; longer ones are cut (and the cut is reported).
+    pub max_question_tokens: usize,
+    /// Name of the vision graph's output.
+    pub image_embeds: String,
+    /// Prefixes of the decoder's cache inputs and outputs (one per layer and key/value, in graph order).
+    pub past_prefix: String,
+    pub present_prefix: String,
+}
+
+impl BlipConfig {
+    pub fn image(&self) -> ImageConfig {
+        ImageConfig {
+            image_size: self.image_size,
+            mean: self.mean,
+            std: self.std,
+        }
+    }
+}
+
+impl Default for BlipConfig {
+    fn default() -> Self {
+        let image = ImageConfig::default();
+        BlipConfig {
+            image_size: image.image_size,
+            mean: image.mean,
+            std: image.std,
+            bos_token_id: 30_522,
+            sep_token_id: 102,
+            pad_token_id: 0,
+            max_length: 20,
+            max_question_tokens: 512,
+            image_embeds: "last_hidden_state".into(),
+            past_prefix: "past_key_values.".into(),
+            present_prefix: "present.".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlipError {
+    #[error("{path}: {what}")]
+    Folder { path: PathBuf, what: String },
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+}
+
+fn folder_err(path: &Path, what: impl Into<String>) -> BlipError {
+    BlipError::Folder {
+        path: path.to_path_buf(),
+        what: what.into(),
+    }
+}
+
+/// Shape of one empty cache tensor: [1, heads, 0, head size], read off the graph's input.
+fn empty_cache_shape(s: &Session, name: &str, path: &Path) -> Result<Vec<i64>, BlipError> {
+    let input = s.inputs().iter().find(|i| i.name() == name);
+    let dims: Vec<i64> = input
+        .and_then(|i| i.dtype().tensor_shape())
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default();
+    match dims.as_slice() {
+        [_, heads, _, size] if *heads > 0 && *size > 0 => Ok(vec![1, *heads, 0, *size]),
+        _ => Err(folder_err(
+            path,
+            format!("cache input `{name}` must be [batch, heads, length, head size] with fixed heads and head size, got {dims:?}"),
+        )),
+    }
+}
+
+pub struct BlipModel {
+    pub dir: PathBuf,
+    pub config: BlipConfig,
+    pub tokenizer: tokenizers::Tokenizer,
+    pub vision: Session,
+    pub text_encoder: Session,
+    pub decoder: Session,
+    /// Cache inputs and the outputs that feed them on the next step, pairwise.
+    pub past_names: Vec<String>,
+    pub present_names: Vec<String>,
+    pub empty_cache_shapes: Vec<Vec<i64>>,
+}
+
+impl BlipModel {
+    pub fn open(dir: &Path, threads: usize) -> Result<Self, BlipError> {
+        let missing: Vec<&str> = GRAPH_FILES
+            .iter()
+            .chain(&[TOKENIZER_FILE])
+            .copied()
+            .filter(|f| !dir.join(f).is_file())
+            .collect();
+        if !missing.is_empty() {
+            return Err(folder_err(
+                dir,
+                format!("not a BLIP model folder: missing {}", missing.join(", ")),
+            ));
+        }
+        let config_path = dir.join(CONFIG_FILE);
+        let config: BlipConfig = match std::fs::read_to_string(&config_path) {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| folder_err(&config_path, format!("invalid: {e}")))?,
+            Err(_) => BlipConfig::default(),
+        };
+        let tokenizer_path = dir.join(TOKENIZER_FILE);
+        let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| folder_err(&tokenizer_path, format!("not a tokenizer.json: {e}")))?;
+        let open = |f: &str| crate::runtime::session(&dir.join(f), threads);
+        let (vision, text_encoder, decoder) = (
+            open(VISION_FILE)?,
+            open(TEXT_ENCODER_FILE)?,
+            open(TEXT_DECODER_FILE)?,
+        );
+
+        let inputs = |s: &Session| -> Vec<String> {
+            s.inputs().iter().map(|i| i.name().to_string()).collect()
+        };
+        let outputs = |s: &Session| -> Vec<String> {
+            s.outputs().iter().map(|o| o.name().to_string()).collect()
+        };
+        let require =
+            |file: &str, have: &[String], want: &[&str], what: &str| -> Result<(), BlipError> {
+                let absent: Vec<&str> = want
+                    .iter()
+                    .copied()
+                    .filter(|w| !have.iter().any(|h| h == w))
+                    .collect();
+                if absent.is_empty() {
+                    return Ok(());
+                }
+                Err(folder_err(
+                    &dir.join(file),
+                    format!(
+                        "{what} {} missing (has: {})",
+                        absent.join(", "),
+                        have.join(", ")
+                    ),
+                ))
+            };
+        require(VISION_FILE, &inputs(&vision), &["pixel_values"], "input")?;
+        require(
+            VISION_FILE,
+            &outputs(&vision),
+            &[config.image_embeds.as_str()],
+            "output",
+        )?;
+        require(
+            TEXT_ENCODER_FILE,
+            &inputs(&text_encoder),
+            &TEXT_INPUTS,
+            "input",
+        )?;
+        require(
+            TEXT_ENCODER_FILE,
+            &outputs(&text_encoder),
+            &["last_hidden_state"],
+            "output",
+        )?;
+        require(TEXT_DECODER_FILE, &inputs(&decoder), &TEXT_INPUTS, "input")?;
+        require(TEXT_DECODER_FILE, &outputs(&decoder), &["logits"], "output")?;
+
+        let past_names: Vec<String> = inputs(&decoder)
+            .into_iter()
+            .filter(|n| n.starts_with(&config.past_prefix))
+            .collect();
+        if past_names.is_empty() {
+            return Err(folder_err(
+                &dir.join(TEXT_DECODER_FILE),
+                format!(
+                    "no key/value cache inputs named `{}*` (inputs: {}); set past_prefix in blip.json if yours differ",
+                    config.past_prefix,
+                    inputs(&decoder).join(", ")
+                ),
+            ));
+        }
+        let present_names: Vec<String> = past_names
+            .iter()
+            .map(|p| {
+                format!(
+                    "{}{}",
+                    config.present_prefix,
+                    &p[config.past_prefix.len()..]
+                )
+            })
+            .collect();
+        let want: Vec<&str> = present_names.iter().map(String::as_str).collect();
+        require(TEXT_DECODER_FILE, &outputs(&decoder), &want, "cache output")?;
+        let path = dir.join(TEXT_DECODER_FILE);
+        let empty_cache_shapes = past_names
+            .iter()
+            .map(|n| empty_cache_shape(&decoder, n, &path))
+            .collect::<Result<_, _>>()?;
+        Ok(BlipModel {
+            dir: dir.to_path_buf(),
+            config,
+            tokenizer,
+            vision,
+            text_encoder,
+            decoder,
+            past_names,
+            present_names,
+            empty_cache_shapes,
+        })
+    }
+}
