@@ -47,6 +47,20 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Caption images with a BLIP model folder; prints FILE<TAB>CAPTION per image
+    Caption {
+        #[arg(long)]
+        model: String,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Answer a question about an image with a BLIP model folder; prints the answer
+    Vqa {
+        #[arg(long)]
+        model: String,
+        image: PathBuf,
+        question: String,
+    },
     /// Transcribe a manifest and compute WER/CER and latency
     Eval {
         #[arg(long)]

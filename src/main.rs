@@ -207,6 +207,41 @@ fn run(cli: Cli) -> Result<Outcome> {
                 println!("{}\t{}", f.display(), t.text);
             }
         }
+        Command::Caption { model, images } => {
+            let ctx = context(&cli, None, None);
+            // Every image decodes before the model opens, so a bad input fails fast.
+            let decoded = images
+                .iter()
+                .map(|f| quantbench::data::image::load_rgb(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut pipeline = engine::open_blip(model, &ctx, &mut sink)?;
+            for (f, image) in images.iter().zip(&decoded) {
+                let c = pipeline
+                    .caption(image)
+                    .with_context(|| f.display().to_string())?;
+                println!("{}\t{}", f.display(), c.text);
+            }
+        }
+        Command::Vqa {
+            model,
+            image,
+            question,
+        } => {
+            let ctx = context(&cli, None, None);
+            anyhow::ensure!(!question.trim().is_empty(), "the question is empty");
+            let decoded = quantbench::data::image::load_rgb(image)?;
+            let mut pipeline = engine::open_blip(model, &ctx, &mut sink)?;
+            let a = pipeline
+                .answer(&decoded, question)
+                .with_context(|| image.display().to_string())?;
+            if a.question_truncated {
+                eprintln!(
+                    "warning: the question is longer than the model's {} tokens; it was cut",
+                    pipeline.model.config.max_question_tokens
+                );
+            }
+            println!("{}", a.text);
+        }
         Command::Eval {
             model,
             variant,

@@ -272,3 +272,29 @@ fn folders_missing_parts_or_names_are_refused_with_a_list() {
     let e = BlipModel::open(dir.path(), 1).err().unwrap().to_string();
     assert!(e.contains("blip.json") && e.contains("bogus"), "{e}");
 }
+
+#[test]
+fn caption_and_vqa_commands_print_what_the_pipeline_generates() {
+    let dir = tempfile::tempdir().unwrap();
+    folder(dir.path(), 6, 512);
+    let model = dir.path().display().to_string();
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/images/chelsea.png");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_quantbench"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // 48 image tokens: 49 % 40 = 9 → w4, then w5 … (5 tokens after [DEC] with max_length 6).
+    let caption = run(&["caption", "--model", &model, image]);
+    assert_eq!(caption, format!("{image}\tw4 w5 w6 w7 w8\n"));
+    // "w1 w2" + [CLS] [SEP] = 4 tokens: 5 → w0.
+    let answer = run(&["vqa", "--model", &model, image, "w1 w2"]);
+    assert_eq!(answer, "w0 w1 w2 w3 w4\n");
+}

@@ -496,3 +496,37 @@ fn no_subcommand_without_a_terminal_points_to_report() {
     let o = quantbench(&[], &[]);
     expect_error(&o, &["needs a terminal", "quantbench report"]);
 }
+
+#[test]
+fn caption_and_vqa_refuse_bad_images_questions_and_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let notes = dir.path().join("notes.png");
+    std::fs::write(&notes, "not a picture").unwrap();
+    let empty = dir.path().join("empty.jpg");
+    std::fs::write(&empty, b"").unwrap();
+    let model = dir.path().join("model");
+    std::fs::create_dir(&model).unwrap();
+    let (notes, empty, model) = (
+        notes.display().to_string(),
+        empty.display().to_string(),
+        model.display().to_string(),
+    );
+    let o = quantbench(&["caption", "--model", &model, &notes], &[]);
+    expect_error(&o, &["notes.png", "not an image"]);
+    let o = quantbench(&["caption", "--model", &model, &empty], &[]);
+    expect_error(&o, &["empty.jpg"]);
+    let photo = "datasets/images/camera.png";
+    let o = quantbench(&["vqa", "--model", &model, photo, "  "], &[]);
+    expect_error(&o, &["question is empty"]);
+    let o = quantbench(&["vqa", "--model", &model, photo, "what is it?"], &[]);
+    expect_error(
+        &o,
+        &[
+            "not a BLIP model folder",
+            "vision_model.onnx",
+            "tokenizer.json",
+        ],
+    );
+    let o = quantbench(&["caption", "--model", "blip-nowhere", photo], &[]);
+    expect_error(&o, &["unknown BLIP model `blip-nowhere`"]);
+}

@@ -1,12 +1,14 @@
 //! The engine: runs transcription, evaluation, latency series and whole experiments, and reports what it
 //! does as typed events. It never prints; faces (CLI progress lines, the TUI) render the events.
 
+mod blip;
 mod calibrate;
 mod environment;
 mod events;
 mod run;
 mod variants;
 
+pub use blip::open_blip;
 pub use calibrate::{CalibrationSet, DEFAULT_CALIBRATION};
 pub use environment::environment;
 pub use events::{Event, Stage, Task};
