@@ -250,7 +250,59 @@ fn run(cli: Cli) -> Result<Outcome> {
             json,
         } => {
             let ctx = context(&cli, None, None);
-            // Validate the manifest before any model work.
+            use quantbench::data::manifest::{kind_of, load_captions, load_vqa, ManifestKind};
+            let kind = kind_of(manifest)?;
+            if kind != ManifestKind::Speech {
+                anyhow::ensure!(
+                    variant == "fp32",
+                    "--variant {variant}: BLIP models are evaluated as given (INT8 BLIP variants are not available yet)"
+                );
+                // Validate the manifest before any model work.
+                match kind {
+                    ManifestKind::Vqa => drop(load_vqa(manifest)?),
+                    _ => drop(load_captions(manifest)?),
+                }
+                let mut pipeline = engine::open_blip(model, &ctx, &mut sink)?;
+                let name = quantbench::models::display_name(model);
+                let text = if kind == ManifestKind::Vqa {
+                    let r =
+                        engine::evaluate_vqa(&mut pipeline, &name, manifest, *limit, &mut sink)?;
+                    let types: Vec<String> = r
+                        .accuracy_by_type
+                        .iter()
+                        .map(|(t, a)| format!("{t} {:.2} %", a * 100.0))
+                        .collect();
+                    println!(
+                        "{name}: VQA accuracy {:.2} %  ({})  n {}  latency median {:.1} ms",
+                        r.accuracy * 100.0,
+                        types.join(", "),
+                        r.n,
+                        r.latency_ms.median
+                    );
+                    serde_json::to_string_pretty(&r)?
+                } else {
+                    let r = engine::evaluate_captions(
+                        &mut pipeline,
+                        &name,
+                        manifest,
+                        *limit,
+                        &mut sink,
+                    )?;
+                    println!(
+                        "{name}: caption exact match {:.2} %  token F1 {:.2} %  n {}  latency median {:.1} ms",
+                        r.exact_match * 100.0,
+                        r.token_f1 * 100.0,
+                        r.n,
+                        r.latency_ms.median
+                    );
+                    serde_json::to_string_pretty(&r)?
+                };
+                if let Some(path) = json {
+                    quantbench::fsutil::write_atomic(path, (text + "\n").as_bytes())
+                        .with_context(|| format!("{}: cannot write", path.display()))?;
+                }
+                return Ok(Outcome::Done);
+            }
             quantbench::data::manifest::load_speech(manifest)?;
             let mut opened =
                 engine::open_variant(model, variant, &Default::default(), &ctx, &mut sink)?;

@@ -31,6 +31,56 @@ pub struct EvalResult {
     pub items: Vec<ItemResult>,
 }
 
+/// One VQA question answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VqaItemResult {
+    pub image: String,
+    pub question: String,
+    pub answer: String,
+    pub references: Vec<String>,
+    pub answer_type: Option<String>,
+    /// VQA accuracy in [0, 1]; `correct` when it is 1.
+    pub accuracy: f64,
+    pub correct: bool,
+    pub question_truncated: bool,
+    pub latency_ms: f64,
+}
+
+/// `quantbench eval` on a VQA manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VqaEvalResult {
+    pub model: String,
+    pub manifest: String,
+    pub n: usize,
+    pub accuracy: f64,
+    pub accuracy_by_type: std::collections::BTreeMap<String, f64>,
+    pub latency_ms: Summary,
+    pub items: Vec<VqaItemResult>,
+}
+
+/// One image captioned.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaptionItemResult {
+    pub image: String,
+    pub caption: String,
+    pub references: Vec<String>,
+    pub exact_match: bool,
+    pub token_f1: f64,
+    pub latency_ms: f64,
+}
+
+/// `quantbench eval` on a caption manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CaptionEvalResult {
+    pub model: String,
+    pub manifest: String,
+    pub n: usize,
+    pub exact_match: f64,
+    pub token_f1: f64,
+    pub latency_ms: Summary,
+    pub items: Vec<CaptionItemResult>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartSize {
     pub part: String,

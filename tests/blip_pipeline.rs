@@ -273,15 +273,67 @@ fn folders_missing_parts_or_names_are_refused_with_a_list() {
     assert!(e.contains("blip.json") && e.contains("bogus"), "{e}");
 }
 
+/// Runs the binary; it must succeed. Returns its stdout.
+fn quantbench(args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_quantbench"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 #[test]
 fn caption_and_vqa_commands_print_what_the_pipeline_generates() {
     let dir = tempfile::tempdir().unwrap();
     folder(dir.path(), 6, 512);
     let model = dir.path().display().to_string();
     let image = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/images/chelsea.png");
-    let run = |args: &[&str]| {
+    let run = |args: &[&str]| quantbench(args);
+    // 48 image tokens: 49 % 40 = 9 → w4, then w5 … (5 tokens after [DEC] with max_length 6).
+    let caption = run(&["caption", "--model", &model, image]);
+    assert_eq!(caption, format!("{image}\tw4 w5 w6 w7 w8\n"));
+    // "w1 w2" + [CLS] [SEP] = 4 tokens: 5 → w0.
+    let answer = run(&["vqa", "--model", &model, image, "w1 w2"]);
+    assert_eq!(answer, "w0 w1 w2 w3 w4\n");
+}
+
+#[test]
+fn eval_scores_vqa_and_caption_manifests() {
+    let dir = tempfile::tempdir().unwrap();
+    folder(dir.path(), 6, 512);
+    let model = dir.path().display().to_string();
+    let image = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/images/chelsea.png");
+    let line = |v: serde_json::Value| v.to_string() + "\n";
+    let answer = "w0 w1 w2 w3 w4"; // what the synthetic model answers to "w1 w2"
+    let mut ten = vec!["x".to_string(); 7];
+    ten.extend(vec![answer.to_string(); 3]);
+    let vqa = dir.path().join("vqa.jsonl");
+    std::fs::write(
+        &vqa,
+        line(serde_json::json!({"image": image, "question": "w1 w2", "answers": [answer], "answer_type": "shape"}))
+            + &line(serde_json::json!({"image": image, "question": "w1 w2", "answers": ["nope"], "answer_type": "colour"}))
+            + &line(serde_json::json!({"image": image, "question": "w1 w2", "answers": ten, "answer_type": "yes/no"})),
+    )
+    .unwrap();
+    let captions = dir.path().join("captions.jsonl");
+    std::fs::write(
+        &captions,
+        line(serde_json::json!({"image": image, "captions": ["W4 w5 w6 w7 w8."]}))
+            + &line(serde_json::json!({"image": image, "captions": ["w4 w5 x"]})),
+    )
+    .unwrap();
+    let run = |manifest: &Path| -> serde_json::Value {
+        let json = dir.path().join("out.json");
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_quantbench"))
-            .args(args)
+            .args(["eval", "--model", &model, "--manifest"])
+            .arg(manifest)
+            .arg("--json")
+            .arg(&json)
             .output()
             .unwrap();
         assert!(
@@ -289,12 +341,22 @@ fn caption_and_vqa_commands_print_what_the_pipeline_generates() {
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
-        String::from_utf8(out.stdout).unwrap()
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
     };
-    // 48 image tokens: 49 % 40 = 9 → w4, then w5 … (5 tokens after [DEC] with max_length 6).
-    let caption = run(&["caption", "--model", &model, image]);
-    assert_eq!(caption, format!("{image}\tw4 w5 w6 w7 w8\n"));
-    // "w1 w2" + [CLS] [SEP] = 4 tokens: 5 → w0.
-    let answer = run(&["vqa", "--model", &model, image, "w1 w2"]);
-    assert_eq!(answer, "w0 w1 w2 w3 w4\n");
+    let r = run(&vqa);
+    // 1, 0 and (3 · 2/3 + 7 · 1) / 10 = 0.9 for the ten annotators.
+    let acc = |v: &serde_json::Value| v.as_f64().unwrap();
+    assert!((acc(&r["accuracy"]) - 1.9 / 3.0).abs() < 1e-9, "{r}");
+    assert_eq!(acc(&r["accuracy_by_type"]["shape"]), 1.0);
+    assert_eq!(acc(&r["accuracy_by_type"]["colour"]), 0.0);
+    assert!((acc(&r["accuracy_by_type"]["yes/no"]) - 0.9).abs() < 1e-9);
+    assert_eq!(r["items"][0]["answer"], answer);
+    assert_eq!(r["items"][0]["correct"], true);
+    assert_eq!(r["items"][2]["correct"], false);
+
+    let r = run(&captions);
+    // Exact on the first (case and punctuation aside); F1 on the second: p = 2/5, r = 2/3 → 0.5.
+    assert_eq!(acc(&r["exact_match"]), 0.5);
+    assert!((acc(&r["token_f1"]) - 0.75).abs() < 1e-9, "{r}");
+    assert_eq!(r["n"], 2);
 }

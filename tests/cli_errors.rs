@@ -530,3 +530,34 @@ fn caption_and_vqa_refuse_bad_images_questions_and_folders() {
     let o = quantbench(&["caption", "--model", "blip-nowhere", photo], &[]);
     expect_error(&o, &["unknown BLIP model `blip-nowhere`"]);
 }
+
+#[test]
+fn eval_refuses_manifests_of_no_known_kind_and_int8_blip() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = dir.path().join("odd.jsonl");
+    std::fs::write(&m, "{\"picture\": \"x.png\"}\n").unwrap();
+    let ms = m.display().to_string();
+    let o = quantbench(
+        &["eval", "--model", "whisper-tiny.en", "--manifest", &ms],
+        &[],
+    );
+    expect_error(&o, &["odd.jsonl", "`audio`", "`question`", "`captions`"]);
+    std::fs::write(
+        &m,
+        "{\"image\": \"../../datasets/images/camera.png\", \"question\": \"what?\", \"answers\": [\"x\"]}\n",
+    )
+    .unwrap();
+    let o = quantbench(
+        &[
+            "eval",
+            "--model",
+            "x",
+            "--variant",
+            "static",
+            "--manifest",
+            &ms,
+        ],
+        &[],
+    );
+    expect_error(&o, &["--variant static", "not available yet"]);
+}

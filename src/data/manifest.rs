@@ -20,6 +20,42 @@ pub struct SpeechItem {
     pub text: String,
 }
 
+/// What a manifest holds, told by the fields of its first item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestKind {
+    Speech,
+    Vqa,
+    Captions,
+}
+
+pub fn kind_of(path: &Path) -> Result<ManifestKind, ManifestError> {
+    let err = |what: String| ManifestError {
+        path: path.to_path_buf(),
+        line: None,
+        what,
+    };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| err(format!("cannot read manifest: {e}")))?;
+    let first = text
+        .lines()
+        .find(|l| !l.trim().is_empty())
+        .ok_or_else(|| err("manifest has no items".into()))?;
+    let v: serde_json::Value = serde_json::from_str(first)
+        .map_err(|e| err(format!("first item is not a JSON object: {e}")))?;
+    let has = |k: &str| v.get(k).is_some();
+    if has("audio") {
+        Ok(ManifestKind::Speech)
+    } else if has("question") {
+        Ok(ManifestKind::Vqa)
+    } else if has("captions") {
+        Ok(ManifestKind::Captions)
+    } else {
+        Err(err(
+            "items need `audio` (speech), `question` (VQA) or `captions` (captioning)".into(),
+        ))
+    }
+}
+
 /// A VQA question: `{"image": path, "question": ..., "answers": [...], "answer_type"?: ...}`. One answer
 /// (easy-VQA) or the annotators' ten (VQA v2).
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
 //! Measurement: latency statistics and accuracy metrics.
 
+pub mod caption;
 pub mod normalizer;
 pub mod stats;
 pub mod vqa;
