@@ -7,6 +7,7 @@ pub mod proto {
 
 mod builder;
 mod io;
+pub mod layers;
 
 pub use builder::{value_info, Dim, GraphBuilder};
 pub use io::{read_model, write_model, OnnxIoError};

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::{write_model, Dim, GraphBuilder};
 
-use super::builder_ops::{attention, gelu, layer_norm, linear, Heads};
 use super::ct2::{Ct2Error, Ct2Model};
+use crate::onnx::layers::{attention, gelu, layer_norm, linear, Heads};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -425,7 +425,7 @@ fn encoder_graph(m: &Ct2Model, d: &Dims) -> Result<crate::onnx::proto::ModelProt
     let beta = w.vec("encoder/layer_norm/beta", d.d_model)?;
     let gn = g.f32_init("model.encoder.layer_norm.weight", &[d.d_model], &gamma);
     let bn = g.f32_init("model.encoder.layer_norm.bias", &[d.d_model], &beta);
-    super::builder_ops::layer_norm_into(&mut g, &x, &gn, &bn, "last_hidden_state");
+    crate::onnx::layers::layer_norm_into(&mut g, &x, &gn, &bn, "last_hidden_state");
     g.output(
         "last_hidden_state",
         DataType::Float,

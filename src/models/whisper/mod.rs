@@ -1,6 +1,5 @@
 //! Whisper: CTranslate2 reader and ONNX exporter, log-mel features, greedy decoding.
 
-mod builder_ops;
 pub mod ct2;
 pub mod decode;
 pub mod export;

@@ -1,4 +1,5 @@
-//! Transformer building blocks expressed in plain ONNX ops (the way PyTorch's exporter writes them).
+//! Transformer building blocks expressed in plain ONNX ops (the way PyTorch's exporter writes them), shared
+//! by the model exporters.
 
 use crate::onnx::attr::{float, int, ints};
 use crate::onnx::GraphBuilder;
@@ -17,15 +18,25 @@ pub fn linear(g: &mut GraphBuilder, x: &str, w: &str, b: Option<&str>) -> String
 }
 
 pub fn layer_norm(g: &mut GraphBuilder, x: &str, gamma: &str, beta: &str) -> String {
-    g.op("LayerNormalization", &[x, gamma, beta], ln_attrs())
+    layer_norm_eps(g, x, gamma, beta, LN_EPSILON)
+}
+
+/// LayerNorm with the model's own epsilon (BERT's is 1e-12).
+pub fn layer_norm_eps(g: &mut GraphBuilder, x: &str, gamma: &str, beta: &str, eps: f32) -> String {
+    g.op("LayerNormalization", &[x, gamma, beta], ln_attrs(eps))
 }
 
 pub fn layer_norm_into(g: &mut GraphBuilder, x: &str, gamma: &str, beta: &str, out: &str) {
-    g.op_into("LayerNormalization", &[x, gamma, beta], ln_attrs(), &[out]);
+    g.op_into(
+        "LayerNormalization",
+        &[x, gamma, beta],
+        ln_attrs(LN_EPSILON),
+        &[out],
+    );
 }
 
-fn ln_attrs() -> Vec<crate::onnx::proto::AttributeProto> {
-    vec![int("axis", -1), float("epsilon", LN_EPSILON)]
+fn ln_attrs(eps: f32) -> Vec<crate::onnx::proto::AttributeProto> {
+    vec![int("axis", -1), float("epsilon", eps)]
 }
 
 /// Exact GELU: 0.5 · x · (1 + erf(x / √2)).
