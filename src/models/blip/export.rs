@@ -1,0 +1,320 @@
+//! Writes BLIP graphs from named weights (Hugging Face parameter names and PyTorch layouts, so trained
+//! weights and seeded random ones go through the same path). So far: the vision model (BLIP's ViT).
+
+use std::collections::BTreeMap;
+
+use crate::onnx::attr::{int, ints};
+use crate::onnx::layers::{attention, gelu, layer_norm, linear, Heads};
+use crate::onnx::proto::tensor_proto::DataType;
+use crate::onnx::proto::ModelProto;
+use crate::onnx::{Dim, GraphBuilder};
+
+/// One parameter: dims and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    pub dims: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+pub type Weights = BTreeMap<String, Param>;
+
+/// The vision model's sizes (BlipVisionConfig).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VisionDims {
+    pub image_size: usize,
+    pub patch_size: usize,
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+}
+
+impl VisionDims {
+    /// blip-vqa-base: ViT-B/16 at 384 pixels.
+    pub const BASE: VisionDims = VisionDims {
+        image_size: 384,
+        patch_size: 16,
+        hidden: 768,
+        layers: 12,
+        heads: 12,
+        intermediate: 3072,
+    };
+
+    pub fn tokens(&self) -> usize {
+        (self.image_size / self.patch_size).pow(2) + 1
+    }
+
+    /// Every parameter with its shape, in the order BlipVisionModel declares them.
+    pub fn parameters(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, p, m) = (self.hidden, self.patch_size, self.intermediate);
+        let mut v = vec![
+            ("embeddings.class_embedding".to_string(), vec![1, 1, d]),
+            ("embeddings.patch_embedding.weight".into(), vec![d, 3, p, p]),
+            ("embeddings.patch_embedding.bias".into(), vec![d]),
+            (
+                "embeddings.position_embedding".into(),
+                vec![1, self.tokens(), d],
+            ),
+        ];
+        for i in 0..self.layers {
+            let l = format!("encoder.layers.{i}");
+            for (name, dims) in [
+                ("layer_norm1.weight", vec![d]),
+                ("layer_norm1.bias", vec![d]),
+                ("self_attn.qkv.weight", vec![3 * d, d]),
+                ("self_attn.qkv.bias", vec![3 * d]),
+                ("self_attn.projection.weight", vec![d, d]),
+                ("self_attn.projection.bias", vec![d]),
+                ("layer_norm2.weight", vec![d]),
+                ("layer_norm2.bias", vec![d]),
+                ("mlp.fc1.weight", vec![m, d]),
+                ("mlp.fc1.bias", vec![m]),
+                ("mlp.fc2.weight", vec![d, m]),
+                ("mlp.fc2.bias", vec![d]),
+            ] {
+                v.push((format!("{l}.{name}"), dims));
+            }
+        }
+        v.push(("post_layernorm.weight".into(), vec![d]));
+        v.push(("post_layernorm.bias".into(), vec![d]));
+        v
+    }
+}
+
+/// Seeded weights as BERT initialises them: normal(0, 0.02), LayerNorm scale 1 and shift 0, biases 0.
+pub fn random_weights(parameters: &[(String, Vec<usize>)], seed: u64) -> Weights {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    let mut normal = move || {
+        let (u, v) = (uniform(), uniform());
+        ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32
+    };
+    parameters
+        .iter()
+        .map(|(name, dims)| {
+            let n: usize = dims.iter().product();
+            let norm = name.contains("norm");
+            let data = if norm && name.ends_with(".weight") {
+                vec![1.0; n]
+            } else if name.ends_with(".bias") {
+                vec![0.0; n]
+            } else {
+                (0..n).map(|_| 0.02 * normal()).collect()
+            };
+            (
+                name.clone(),
+                Param {
+                    dims: dims.clone(),
+                    data,
+                },
+            )
+        })
+        .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("weight `{name}`: {what}")]
+pub struct ExportError {
+    pub name: String,
+    pub what: String,
+}
+
+/// Adds the named weights to a graph, checking each against its expected shape.
+struct Init<'a> {
+    weights: &'a Weights,
+    prefix: &'a str,
+}
+
+impl Init<'_> {
+    fn get(&self, name: &str, dims: &[usize]) -> Result<&Param, ExportError> {
+        let full = format!("{}{name}", self.prefix);
+        let p = self.weights.get(&full).ok_or_else(|| ExportError {
+            name: full.clone(),
+            what: "missing".into(),
+        })?;
+        if p.dims != dims || p.data.len() != dims.iter().product::<usize>() {
+            return Err(ExportError {
+                name: full,
+                what: format!("shape {:?}, expected {dims:?}", p.dims),
+            });
+        }
+        Ok(p)
+    }
+
+    /// As stored.
+    fn add(&self, g: &mut GraphBuilder, name: &str, dims: &[usize]) -> Result<String, ExportError> {
+        let p = self.get(name, dims)?;
+        Ok(g.f32_init(&format!("{}{name}", self.prefix), dims, &p.data))
+    }
+
+    /// A PyTorch Linear weight [out, in] (rows `from..to` of it) as the [in, out] matrix MatMul wants.
+    fn linear_rows(
+        &self,
+        g: &mut GraphBuilder,
+        name: &str,
+        dims: [usize; 2],
+        rows: std::ops::Range<usize>,
+        as_name: &str,
+    ) -> Result<String, ExportError> {
+        let p = self.get(name, &dims)?;
+        let (inp, out) = (dims[1], rows.len());
+        let mut t = vec![0f32; inp * out];
+        for (r, row) in rows.clone().enumerate() {
+            for c in 0..inp {
+                t[c * out + r] = p.data[row * inp + c];
+            }
+        }
+        Ok(g.f32_init(&format!("{}{as_name}", self.prefix), &[inp, out], &t))
+    }
+
+    fn slice(
+        &self,
+        g: &mut GraphBuilder,
+        name: &str,
+        len: usize,
+        range: std::ops::Range<usize>,
+        as_name: &str,
+    ) -> Result<String, ExportError> {
+        let p = self.get(name, &[len])?;
+        Ok(g.f32_init(
+            &format!("{}{as_name}", self.prefix),
+            &[range.len()],
+            &p.data[range],
+        ))
+    }
+}
+
+/// `vision_model.onnx`: `pixel_values` [b, 3, S, S] → `last_hidden_state` [b, tokens, hidden].
+/// `prefix` is prepended to every weight name (e.g. `vision_model.`).
+pub fn vision_graph(
+    dims: &VisionDims,
+    weights: &Weights,
+    prefix: &str,
+) -> Result<ModelProto, ExportError> {
+    let w = Init { weights, prefix };
+    let (d, p) = (dims.hidden, dims.patch_size);
+    let heads = Heads::new(dims.heads, d);
+    let mut g = GraphBuilder::new();
+    let s = dims.image_size as i64;
+    let x = g.input(
+        "pixel_values",
+        DataType::Float,
+        &[
+            Dim::Named("batch"),
+            Dim::Fixed(3),
+            Dim::Fixed(s),
+            Dim::Fixed(s),
+        ],
+    );
+    let conv_w = w.add(&mut g, "embeddings.patch_embedding.weight", &[d, 3, p, p])?;
+    let conv_b = w.add(&mut g, "embeddings.patch_embedding.bias", &[d])?;
+    let pk = p as i64;
+    let patches = g.op(
+        "Conv",
+        &[&x, &conv_w, &conv_b],
+        vec![ints("kernel_shape", &[pk, pk]), ints("strides", &[pk, pk])],
+    );
+    let flat_shape = g.i64_const(&[0, d as i64, -1]);
+    let flat = g.op("Reshape", &[&patches, &flat_shape], vec![]);
+    let tokens = g.op("Transpose", &[&flat], vec![ints("perm", &[0, 2, 1])]);
+    // The class token, one per batch row: Expand [1, 1, D] to [B, 1, D].
+    let cls = w.add(&mut g, "embeddings.class_embedding", &[1, 1, d])?;
+    let shape = g.op("Shape", &[&x], vec![]);
+    let zero = g.i64_const(&[0]);
+    let batch = g.op("Gather", &[&shape, &zero], vec![]);
+    let rest = g.i64_const(&[1, d as i64]);
+    let cls_shape = g.op("Concat", &[&batch, &rest], vec![int("axis", 0)]);
+    let cls = g.op("Expand", &[&cls, &cls_shape], vec![]);
+    let mut h = g.op("Concat", &[&cls, &tokens], vec![int("axis", 1)]);
+    let pos = w.add(
+        &mut g,
+        "embeddings.position_embedding",
+        &[1, dims.tokens(), d],
+    )?;
+    h = g.op("Add", &[&h, &pos], vec![]);
+    for i in 0..dims.layers {
+        let l = format!("encoder.layers.{i}.");
+        let n = |s: &str| format!("{l}{s}");
+        let ln1 = (
+            w.add(&mut g, &n("layer_norm1.weight"), &[d])?,
+            w.add(&mut g, &n("layer_norm1.bias"), &[d])?,
+        );
+        let a = layer_norm(&mut g, &h, &ln1.0, &ln1.1);
+        let mut qkv = Vec::new();
+        for (j, part) in ["q", "k", "v"].iter().enumerate() {
+            let wm = w.linear_rows(
+                &mut g,
+                &n("self_attn.qkv.weight"),
+                [3 * d, d],
+                j * d..(j + 1) * d,
+                &n(&format!("self_attn.{part}.weight")),
+            )?;
+            let b = w.slice(
+                &mut g,
+                &n("self_attn.qkv.bias"),
+                3 * d,
+                j * d..(j + 1) * d,
+                &n(&format!("self_attn.{part}.bias")),
+            )?;
+            qkv.push(linear(&mut g, &a, &wm, Some(&b)));
+        }
+        let (k, v) = (heads.split(&mut g, &qkv[1]), heads.split(&mut g, &qkv[2]));
+        let ctx = attention(&mut g, &heads, &qkv[0], &k, &v, None);
+        let pw = w.linear_rows(
+            &mut g,
+            &n("self_attn.projection.weight"),
+            [d, d],
+            0..d,
+            &n("self_attn.projection.weight"),
+        )?;
+        let pb = w.add(&mut g, &n("self_attn.projection.bias"), &[d])?;
+        let o = linear(&mut g, &ctx, &pw, Some(&pb));
+        h = g.op("Add", &[&h, &o], vec![]);
+        let ln2 = (
+            w.add(&mut g, &n("layer_norm2.weight"), &[d])?,
+            w.add(&mut g, &n("layer_norm2.bias"), &[d])?,
+        );
+        let a = layer_norm(&mut g, &h, &ln2.0, &ln2.1);
+        let m = dims.intermediate;
+        let f1 = w.linear_rows(
+            &mut g,
+            &n("mlp.fc1.weight"),
+            [m, d],
+            0..m,
+            &n("mlp.fc1.weight"),
+        )?;
+        let b1 = w.add(&mut g, &n("mlp.fc1.bias"), &[m])?;
+        let f2 = w.linear_rows(
+            &mut g,
+            &n("mlp.fc2.weight"),
+            [d, m],
+            0..d,
+            &n("mlp.fc2.weight"),
+        )?;
+        let b2 = w.add(&mut g, &n("mlp.fc2.bias"), &[d])?;
+        let up = linear(&mut g, &a, &f1, Some(&b1));
+        let act = gelu(&mut g, &up);
+        let down = linear(&mut g, &act, &f2, Some(&b2));
+        h = g.op("Add", &[&h, &down], vec![]);
+    }
+    let post = (
+        w.add(&mut g, "post_layernorm.weight", &[d])?,
+        w.add(&mut g, "post_layernorm.bias", &[d])?,
+    );
+    crate::onnx::layers::layer_norm_into(&mut g, &h, &post.0, &post.1, "last_hidden_state");
+    g.output(
+        "last_hidden_state",
+        DataType::Float,
+        &[
+            Dim::Named("batch"),
+            Dim::Fixed(dims.tokens() as i64),
+            Dim::Fixed(d as i64),
+        ],
+    );
+    Ok(g.finish("blip_vision_model", 17))
+}

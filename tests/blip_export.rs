@@ -1,0 +1,246 @@
+//! The exported BLIP vision graph against a direct computation of BlipVisionModel's forward pass (patch
+//! convolution, class token, positions, pre-norm attention and MLP blocks, final LayerNorm) on the same
+//! seeded weights, through ONNX Runtime.
+
+mod common;
+
+use ort::value::Tensor;
+use quantbench::models::blip::export::{random_weights, vision_graph, Param, VisionDims, Weights};
+use quantbench::onnx::write_model;
+
+const DIMS: VisionDims = VisionDims {
+    image_size: 32,
+    patch_size: 8,
+    hidden: 16,
+    layers: 2,
+    heads: 4,
+    intermediate: 24,
+};
+
+fn w<'a>(weights: &'a Weights, name: &str) -> &'a Param {
+    &weights[&format!("vision_model.{name}")]
+}
+
+fn layer_norm(x: &[f32], g: &[f32], b: &[f32]) -> Vec<f32> {
+    let n = x.len() as f32;
+    let mean = x.iter().sum::<f32>() / n;
+    let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
+    x.iter()
+        .zip(g.iter().zip(b))
+        .map(|(v, (g, b))| (v - mean) / (var + 1e-5).sqrt() * g + b)
+        .collect()
+}
+
+/// y = x · Wᵀ + b for a PyTorch Linear weight [out, in].
+fn linear(x: &[f32], p: &Param, b: &Param) -> Vec<f32> {
+    let (out, inp) = (p.dims[0], p.dims[1]);
+    (0..out)
+        .map(|o| (0..inp).map(|i| x[i] * p.data[o * inp + i]).sum::<f32>() + b.data[o])
+        .collect()
+}
+
+fn gelu(x: f32) -> f32 {
+    // erf by Abramowitz–Stegun 7.1.26 is too coarse for 1e-4; use the series-free libm-equivalent via f64.
+    0.5 * x * (1.0 + erf(x as f64 / std::f64::consts::SQRT_2) as f32)
+}
+
+fn erf(x: f64) -> f64 {
+    // Numerical Recipes erfc with fractional error < 1.2e-7.
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 {
+        1.0 - r
+    } else {
+        r - 1.0
+    }
+}
+
+fn reference(weights: &Weights, pixels: &[f32]) -> Vec<Vec<f32>> {
+    let (s, p, d) = (DIMS.image_size, DIMS.patch_size, DIMS.hidden);
+    let grid = s / p;
+    let conv = w(weights, "embeddings.patch_embedding.weight");
+    let conv_b = w(weights, "embeddings.patch_embedding.bias");
+    let mut h: Vec<Vec<f32>> = vec![w(weights, "embeddings.class_embedding").data.clone()];
+    for gy in 0..grid {
+        for gx in 0..grid {
+            h.push(
+                (0..d)
+                    .map(|o| {
+                        let mut acc = conv_b.data[o];
+                        for c in 0..3 {
+                            for ky in 0..p {
+                                for kx in 0..p {
+                                    let wv = conv.data[((o * 3 + c) * p + ky) * p + kx];
+                                    acc += wv * pixels[(c * s + gy * p + ky) * s + gx * p + kx];
+                                }
+                            }
+                        }
+                        acc
+                    })
+                    .collect(),
+            );
+        }
+    }
+    let pos = w(weights, "embeddings.position_embedding");
+    for (t, row) in h.iter_mut().enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v += pos.data[t * d + j];
+        }
+    }
+    let hd = d / DIMS.heads;
+    for l in 0..DIMS.layers {
+        let n = |s: &str| format!("encoder.layers.{l}.{s}");
+        let a: Vec<Vec<f32>> = h
+            .iter()
+            .map(|x| {
+                layer_norm(
+                    x,
+                    &w(weights, &n("layer_norm1.weight")).data,
+                    &w(weights, &n("layer_norm1.bias")).data,
+                )
+            })
+            .collect();
+        let qkv: Vec<Vec<f32>> = a
+            .iter()
+            .map(|x| {
+                linear(
+                    x,
+                    w(weights, &n("self_attn.qkv.weight")),
+                    w(weights, &n("self_attn.qkv.bias")),
+                )
+            })
+            .collect();
+        let t = h.len();
+        let mut ctx = vec![vec![0f32; d]; t];
+        for head in 0..DIMS.heads {
+            let off = head * hd;
+            for i in 0..t {
+                let scores: Vec<f32> = (0..t)
+                    .map(|j| {
+                        (0..hd)
+                            .map(|k| qkv[i][off + k] * qkv[j][d + off + k])
+                            .sum::<f32>()
+                            / (hd as f32).sqrt()
+                    })
+                    .collect();
+                let m = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+                let e: Vec<f32> = scores.iter().map(|s| (s - m).exp()).collect();
+                let z: f32 = e.iter().sum();
+                for k in 0..hd {
+                    ctx[i][off + k] = (0..t).map(|j| e[j] / z * qkv[j][2 * d + off + k]).sum();
+                }
+            }
+        }
+        for (x, c) in h.iter_mut().zip(&ctx) {
+            let o = linear(
+                c,
+                w(weights, &n("self_attn.projection.weight")),
+                w(weights, &n("self_attn.projection.bias")),
+            );
+            x.iter_mut().zip(o).for_each(|(x, o)| *x += o);
+            let a = layer_norm(
+                x,
+                &w(weights, &n("layer_norm2.weight")).data,
+                &w(weights, &n("layer_norm2.bias")).data,
+            );
+            let up: Vec<f32> = linear(
+                &a,
+                w(weights, &n("mlp.fc1.weight")),
+                w(weights, &n("mlp.fc1.bias")),
+            )
+            .into_iter()
+            .map(gelu)
+            .collect();
+            let down = linear(
+                &up,
+                w(weights, &n("mlp.fc2.weight")),
+                w(weights, &n("mlp.fc2.bias")),
+            );
+            x.iter_mut().zip(down).for_each(|(x, o)| *x += o);
+        }
+    }
+    h.iter()
+        .map(|x| {
+            layer_norm(
+                x,
+                &w(weights, "post_layernorm.weight").data,
+                &w(weights, "post_layernorm.bias").data,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn vision_graph_computes_blips_vision_model() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let params: Vec<(String, Vec<usize>)> = DIMS
+        .parameters()
+        .into_iter()
+        .map(|(n, d)| (format!("vision_model.{n}"), d))
+        .collect();
+    let mut weights = random_weights(&params, 3);
+    // LayerNorms at 1/0 would hide a swapped scale and shift: make them distinct.
+    for (name, p) in weights.iter_mut() {
+        if name.contains("norm") {
+            let bump = if name.ends_with("weight") { 0.9 } else { 0.05 };
+            p.data
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = bump + 0.01 * (i % 7) as f32);
+        }
+        if name.ends_with(".bias") && !name.contains("norm") {
+            p.data
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v = 0.001 * (i % 5) as f32);
+        } else if !name.contains("norm") {
+            // BERT's 0.02 leaves attention almost uniform, which would hide a wrong query or key.
+            p.data.iter_mut().for_each(|v| *v *= 12.0);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vision_model.onnx");
+    write_model(
+        &vision_graph(&DIMS, &weights, "vision_model.").unwrap(),
+        &path,
+    )
+    .unwrap();
+
+    let s = DIMS.image_size;
+    let pixels: Vec<f32> = (0..3 * s * s)
+        .map(|i| ((i * 7919 % 211) as f32 / 105.0) - 1.0)
+        .collect();
+    let mut session = quantbench::runtime::session(&path, 1).unwrap();
+    let input = Tensor::from_array((vec![1i64, 3, s as i64, s as i64], pixels.clone())).unwrap();
+    let out = session.run(ort::inputs! {"pixel_values" => input}).unwrap();
+    let (shape, got) = out["last_hidden_state"]
+        .try_extract_tensor::<f32>()
+        .unwrap();
+    assert_eq!(**shape, [1, DIMS.tokens() as i64, DIMS.hidden as i64]);
+    let want: Vec<f32> = reference(&weights, &pixels).concat();
+    let max = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0f32, f32::max);
+    assert!(max < 1e-4, "largest difference {max}");
+    let spread = want.iter().fold(0f32, |m, v| m.max(v.abs()));
+    assert!(spread > 0.5, "outputs are not trivially small: {spread}");
+
+    let wrong = VisionDims { hidden: 12, ..DIMS };
+    let e = vision_graph(&wrong, &weights, "vision_model.")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("shape"), "{e}");
+}
