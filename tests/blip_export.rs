@@ -5,7 +5,9 @@
 mod common;
 
 use ort::value::Tensor;
-use quantbench::models::blip::export::{random_weights, vision_graph, Param, VisionDims, Weights};
+use quantbench::models::blip::export::{
+    random_weights, text_encoder_graph, vision_graph, Param, TextDims, VisionDims, Weights,
+};
 use quantbench::onnx::write_model;
 
 const DIMS: VisionDims = VisionDims {
@@ -22,13 +24,50 @@ fn w<'a>(weights: &'a Weights, name: &str) -> &'a Param {
 }
 
 fn layer_norm(x: &[f32], g: &[f32], b: &[f32]) -> Vec<f32> {
+    layer_norm_eps(x, g, b, 1e-5)
+}
+
+fn layer_norm_eps(x: &[f32], g: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
     let n = x.len() as f32;
     let mean = x.iter().sum::<f32>() / n;
     let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / n;
     x.iter()
         .zip(g.iter().zip(b))
-        .map(|(v, (g, b))| (v - mean) / (var + 1e-5).sqrt() * g + b)
+        .map(|(v, (g, b))| (v - mean) / (var + eps).sqrt() * g + b)
         .collect()
+}
+
+/// Multi-head attention of q rows over k, v rows; `masked[j]` drops key j (BERT's −10000).
+fn attend(
+    q: &[Vec<f32>],
+    k: &[Vec<f32>],
+    v: &[Vec<f32>],
+    heads: usize,
+    masked: &[bool],
+) -> Vec<Vec<f32>> {
+    let d = q[0].len();
+    let hd = d / heads;
+    let mut out = vec![vec![0f32; d]; q.len()];
+    for h in 0..heads {
+        let off = h * hd;
+        for (i, qi) in q.iter().enumerate() {
+            let scores: Vec<f32> = k
+                .iter()
+                .zip(masked)
+                .map(|(kj, &m)| {
+                    (0..hd).map(|x| qi[off + x] * kj[off + x]).sum::<f32>() / (hd as f32).sqrt()
+                        - if m { 10_000.0 } else { 0.0 }
+                })
+                .collect();
+            let mx = scores.iter().cloned().fold(f32::NEG_INFINITY, f32::max);
+            let e: Vec<f32> = scores.iter().map(|s| (s - mx).exp()).collect();
+            let z: f32 = e.iter().sum();
+            for x in 0..hd {
+                out[i][off + x] = v.iter().zip(&e).map(|(vj, ej)| ej / z * vj[off + x]).sum();
+            }
+        }
+    }
+    out
 }
 
 /// y = x · Wᵀ + b for a PyTorch Linear weight [out, in].
@@ -181,34 +220,188 @@ fn reference(weights: &Weights, pixels: &[f32]) -> Vec<Vec<f32>> {
         .collect()
 }
 
-#[test]
-fn vision_graph_computes_blips_vision_model() {
-    common::context().init_runtime(&mut |_| {}).unwrap();
-    let params: Vec<(String, Vec<usize>)> = DIMS
-        .parameters()
-        .into_iter()
-        .map(|(n, d)| (format!("vision_model.{n}"), d))
-        .collect();
-    let mut weights = random_weights(&params, 3);
-    // LayerNorms at 1/0 would hide a swapped scale and shift: make them distinct.
+/// Distinct LayerNorm parameters, small distinct biases, weights large enough for peaked attention.
+fn sharpen(weights: &mut Weights) {
     for (name, p) in weights.iter_mut() {
-        if name.contains("norm") {
+        if name.contains("norm") || name.contains("LayerNorm") {
             let bump = if name.ends_with("weight") { 0.9 } else { 0.05 };
             p.data
                 .iter_mut()
                 .enumerate()
                 .for_each(|(i, v)| *v = bump + 0.01 * (i % 7) as f32);
-        }
-        if name.ends_with(".bias") && !name.contains("norm") {
+        } else if name.ends_with(".bias") {
             p.data
                 .iter_mut()
                 .enumerate()
                 .for_each(|(i, v)| *v = 0.001 * (i % 5) as f32);
-        } else if !name.contains("norm") {
+        } else {
             // BERT's 0.02 leaves attention almost uniform, which would hide a wrong query or key.
             p.data.iter_mut().for_each(|v| *v *= 12.0);
         }
     }
+}
+
+/// Seeded weights under `prefix`, sharpened.
+fn seeded(parameters: Vec<(String, Vec<usize>)>, prefix: &str, seed: u64) -> Weights {
+    let named: Vec<(String, Vec<usize>)> = parameters
+        .into_iter()
+        .map(|(n, d)| (format!("{prefix}{n}"), d))
+        .collect();
+    let mut weights = random_weights(&named, seed);
+    sharpen(&mut weights);
+    weights
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0f32, f32::max)
+}
+
+const TEXT: TextDims = TextDims {
+    hidden: 16,
+    layers: 2,
+    heads: 4,
+    intermediate: 20,
+    vocab: 30,
+    max_positions: 12,
+    encoder_width: 8,
+};
+
+fn text_reference(
+    weights: &Weights,
+    ids: &[i64],
+    mask: &[i64],
+    enc: &[Vec<f32>],
+    enc_mask: &[i64],
+) -> Vec<Vec<f32>> {
+    let w = |n: &str| &weights[&format!("text_encoder.{n}")];
+    let d = TEXT.hidden;
+    let ln = |x: &[f32], n: &str| {
+        layer_norm_eps(
+            x,
+            &w(&format!("{n}.weight")).data,
+            &w(&format!("{n}.bias")).data,
+            1e-12,
+        )
+    };
+    let dense = |x: &[f32], n: &str| linear(x, w(&format!("{n}.weight")), w(&format!("{n}.bias")));
+    let mut h: Vec<Vec<f32>> = ids
+        .iter()
+        .enumerate()
+        .map(|(t, &id)| {
+            let row: Vec<f32> = (0..d)
+                .map(|j| {
+                    w("embeddings.word_embeddings.weight").data[id as usize * d + j]
+                        + w("embeddings.position_embeddings.weight").data[t * d + j]
+                })
+                .collect();
+            ln(&row, "embeddings.LayerNorm")
+        })
+        .collect();
+    let self_masked: Vec<bool> = mask.iter().map(|&m| m == 0).collect();
+    let cross_masked: Vec<bool> = enc_mask.iter().map(|&m| m == 0).collect();
+    for l in 0..TEXT.layers {
+        for (block, cross) in [("attention", false), ("crossattention", true)] {
+            let n = format!("encoder.layer.{l}.{block}");
+            let src = if cross { enc.to_vec() } else { h.clone() };
+            let q: Vec<Vec<f32>> = h
+                .iter()
+                .map(|x| dense(x, &format!("{n}.self.query")))
+                .collect();
+            let k: Vec<Vec<f32>> = src
+                .iter()
+                .map(|x| dense(x, &format!("{n}.self.key")))
+                .collect();
+            let v: Vec<Vec<f32>> = src
+                .iter()
+                .map(|x| dense(x, &format!("{n}.self.value")))
+                .collect();
+            let ctx = attend(
+                &q,
+                &k,
+                &v,
+                TEXT.heads,
+                if cross { &cross_masked } else { &self_masked },
+            );
+            h = h
+                .iter()
+                .zip(&ctx)
+                .map(|(x, c)| {
+                    let o = dense(c, &format!("{n}.output.dense"));
+                    let sum: Vec<f32> = x.iter().zip(o).map(|(a, b)| a + b).collect();
+                    ln(&sum, &format!("{n}.output.LayerNorm"))
+                })
+                .collect();
+        }
+        let n = format!("encoder.layer.{l}");
+        h = h
+            .iter()
+            .map(|x| {
+                let up: Vec<f32> = dense(x, &format!("{n}.intermediate.dense"))
+                    .into_iter()
+                    .map(gelu)
+                    .collect();
+                let down = dense(&up, &format!("{n}.output.dense"));
+                let sum: Vec<f32> = x.iter().zip(down).map(|(a, b)| a + b).collect();
+                ln(&sum, &format!("{n}.output.LayerNorm"))
+            })
+            .collect();
+    }
+    h
+}
+
+#[test]
+fn text_encoder_graph_computes_bert_with_cross_attention() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let weights = seeded(TEXT.parameters(), "text_encoder.", 5);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text_encoder.onnx");
+    write_model(
+        &text_encoder_graph(&TEXT, &weights, "text_encoder.").unwrap(),
+        &path,
+    )
+    .unwrap();
+
+    let ids = vec![2i64, 17, 5, 29, 3];
+    let mask = vec![1i64, 1, 1, 1, 0];
+    let enc: Vec<Vec<f32>> = (0..6)
+        .map(|i| {
+            (0..TEXT.encoder_width)
+                .map(|j| ((i * 31 + j * 7) % 13) as f32 / 6.0 - 1.0)
+                .collect()
+        })
+        .collect();
+    let enc_mask = vec![1i64, 1, 1, 0, 1, 0];
+    let mut session = quantbench::runtime::session(&path, 1).unwrap();
+    let t = |shape: Vec<i64>, v: Vec<i64>| Tensor::from_array((shape, v)).unwrap();
+    let out = session
+        .run(ort::inputs! {
+            "input_ids" => t(vec![1, 5], ids.clone()),
+            "attention_mask" => t(vec![1, 5], mask.clone()),
+            "encoder_hidden_states" => Tensor::from_array((vec![1i64, 6, TEXT.encoder_width as i64], enc.concat())).unwrap(),
+            "encoder_attention_mask" => t(vec![1, 6], enc_mask.clone()),
+        })
+        .unwrap();
+    let (shape, got) = out["last_hidden_state"]
+        .try_extract_tensor::<f32>()
+        .unwrap();
+    assert_eq!(**shape, [1, 5, TEXT.hidden as i64]);
+    let want = text_reference(&weights, &ids, &mask, &enc, &enc_mask).concat();
+    let max = max_diff(got, &want);
+    assert!(max < 1e-4, "largest difference {max}");
+    // The masks matter: attending to everything gives another answer.
+    let unmasked = text_reference(&weights, &ids, &[1; 5], &enc, &[1; 6]).concat();
+    let moved = max_diff(&unmasked, &want);
+    assert!(moved > 1e-2, "masks change the output ({moved})");
+}
+
+#[test]
+fn vision_graph_computes_blips_vision_model() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let weights = seeded(DIMS.parameters(), "vision_model.", 3);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("vision_model.onnx");
     write_model(
@@ -229,11 +422,7 @@ fn vision_graph_computes_blips_vision_model() {
         .unwrap();
     assert_eq!(**shape, [1, DIMS.tokens() as i64, DIMS.hidden as i64]);
     let want: Vec<f32> = reference(&weights, &pixels).concat();
-    let max = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0f32, f32::max);
+    let max = max_diff(got, &want);
     assert!(max < 1e-4, "largest difference {max}");
     let spread = want.iter().fold(0f32, |m, v| m.max(v.abs()));
     assert!(spread > 0.5, "outputs are not trivially small: {spread}");

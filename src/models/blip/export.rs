@@ -1,10 +1,11 @@
 //! Writes BLIP graphs from named weights (Hugging Face parameter names and PyTorch layouts, so trained
-//! weights and seeded random ones go through the same path). So far: the vision model (BLIP's ViT).
+//! weights and seeded random ones go through the same path). So far: the vision model (BLIP's ViT) and the
+//! text encoder (BERT with cross-attention to the image).
 
 use std::collections::BTreeMap;
 
 use crate::onnx::attr::{int, ints};
-use crate::onnx::layers::{attention, gelu, layer_norm, linear, Heads};
+use crate::onnx::layers::{attention, gelu, layer_norm, layer_norm_eps, linear, Heads};
 use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::proto::ModelProto;
 use crate::onnx::{Dim, GraphBuilder};
@@ -317,4 +318,221 @@ pub fn vision_graph(
         ],
     );
     Ok(g.finish("blip_vision_model", 17))
+}
+
+/// BERT's LayerNorm epsilon, which BLIP's text model keeps.
+const TEXT_LN_EPS: f32 = 1e-12;
+
+/// The text model's sizes (BlipTextConfig).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextDims {
+    pub hidden: usize,
+    pub layers: usize,
+    pub heads: usize,
+    pub intermediate: usize,
+    pub vocab: usize,
+    pub max_positions: usize,
+    /// Width of the states cross-attention reads (the vision model's hidden size).
+    pub encoder_width: usize,
+}
+
+impl TextDims {
+    /// blip-vqa-base's text encoder and decoder.
+    pub const BASE: TextDims = TextDims {
+        hidden: 768,
+        layers: 12,
+        heads: 12,
+        intermediate: 3072,
+        vocab: 30_524,
+        max_positions: 512,
+        encoder_width: 768,
+    };
+
+    /// The parameters of BlipTextModel (embeddings and layers with cross-attention).
+    pub fn parameters(&self) -> Vec<(String, Vec<usize>)> {
+        let (d, m, e) = (self.hidden, self.intermediate, self.encoder_width);
+        let mut v = vec![
+            (
+                "embeddings.word_embeddings.weight".to_string(),
+                vec![self.vocab, d],
+            ),
+            (
+                "embeddings.position_embeddings.weight".into(),
+                vec![self.max_positions, d],
+            ),
+            ("embeddings.LayerNorm.weight".into(), vec![d]),
+            ("embeddings.LayerNorm.bias".into(), vec![d]),
+        ];
+        for i in 0..self.layers {
+            let l = format!("encoder.layer.{i}");
+            for (block, kv_width) in [("attention", d), ("crossattention", e)] {
+                for (name, dims) in [
+                    ("self.query.weight", vec![d, d]),
+                    ("self.query.bias", vec![d]),
+                    ("self.key.weight", vec![d, kv_width]),
+                    ("self.key.bias", vec![d]),
+                    ("self.value.weight", vec![d, kv_width]),
+                    ("self.value.bias", vec![d]),
+                    ("output.dense.weight", vec![d, d]),
+                    ("output.dense.bias", vec![d]),
+                    ("output.LayerNorm.weight", vec![d]),
+                    ("output.LayerNorm.bias", vec![d]),
+                ] {
+                    v.push((format!("{l}.{block}.{name}"), dims));
+                }
+            }
+            for (name, dims) in [
+                ("intermediate.dense.weight", vec![m, d]),
+                ("intermediate.dense.bias", vec![m]),
+                ("output.dense.weight", vec![d, m]),
+                ("output.dense.bias", vec![d]),
+                ("output.LayerNorm.weight", vec![d]),
+                ("output.LayerNorm.bias", vec![d]),
+            ] {
+                v.push((format!("{l}.{name}"), dims));
+            }
+        }
+        v
+    }
+}
+
+impl Init<'_> {
+    /// A PyTorch Linear (weight [out, in], bias [out]) applied to `x`.
+    fn dense(
+        &self,
+        g: &mut GraphBuilder,
+        x: &str,
+        name: &str,
+        out: usize,
+        inp: usize,
+    ) -> Result<String, ExportError> {
+        let w = self.linear_rows(
+            g,
+            &format!("{name}.weight"),
+            [out, inp],
+            0..out,
+            &format!("{name}.weight"),
+        )?;
+        let b = self.add(g, &format!("{name}.bias"), &[out])?;
+        Ok(linear(g, x, &w, Some(&b)))
+    }
+
+    /// LayerNorm(x + residual) with BERT's epsilon.
+    fn add_norm(
+        &self,
+        g: &mut GraphBuilder,
+        x: &str,
+        residual: &str,
+        name: &str,
+        d: usize,
+    ) -> Result<String, ExportError> {
+        let sum = g.op("Add", &[x, residual], vec![]);
+        let gamma = self.add(g, &format!("{name}.weight"), &[d])?;
+        let beta = self.add(g, &format!("{name}.bias"), &[d])?;
+        Ok(layer_norm_eps(g, &sum, &gamma, &beta, TEXT_LN_EPS))
+    }
+}
+
+/// [B, S] int64 mask → additive [B, 1, 1, S]: 0 where attended, −10000 where masked (BERT's extended mask).
+fn additive_mask(g: &mut GraphBuilder, mask: &str) -> String {
+    let m = g.op("Cast", &[mask], vec![int("to", DataType::Float as i64)]);
+    let one = g.f32_scalar(1.0);
+    let inv = g.op("Sub", &[&one, &m], vec![]);
+    let big = g.f32_scalar(-10_000.0);
+    let add = g.op("Mul", &[&inv, &big], vec![]);
+    let axes = g.i64_const(&[1, 2]);
+    g.op("Unsqueeze", &[&add, &axes], vec![])
+}
+
+/// `text_encoder.onnx`: the question attending to itself and to the image →
+/// `last_hidden_state` [b, t, hidden].
+pub fn text_encoder_graph(
+    dims: &TextDims,
+    weights: &Weights,
+    prefix: &str,
+) -> Result<ModelProto, ExportError> {
+    let w = Init { weights, prefix };
+    let d = dims.hidden;
+    let heads = Heads::new(dims.heads, d);
+    let mut g = GraphBuilder::new();
+    let (b, t, s) = (
+        Dim::Named("batch"),
+        Dim::Named("tokens"),
+        Dim::Named("image_tokens"),
+    );
+    let ids = g.input("input_ids", DataType::Int64, &[b.clone(), t.clone()]);
+    let mask = g.input("attention_mask", DataType::Int64, &[b.clone(), t.clone()]);
+    let enc = g.input(
+        "encoder_hidden_states",
+        DataType::Float,
+        &[b.clone(), s.clone(), Dim::Fixed(dims.encoder_width as i64)],
+    );
+    let enc_mask = g.input("encoder_attention_mask", DataType::Int64, &[b.clone(), s]);
+    let words = w.add(
+        &mut g,
+        "embeddings.word_embeddings.weight",
+        &[dims.vocab, d],
+    )?;
+    let positions = w.add(
+        &mut g,
+        "embeddings.position_embeddings.weight",
+        &[dims.max_positions, d],
+    )?;
+    let tok = g.op("Gather", &[&words, &ids], vec![]);
+    // Positions 0 … t−1: the first t rows of the table.
+    let shape = g.op("Shape", &[&ids], vec![]);
+    let one = g.i64_const(&[1]);
+    let len = g.op("Gather", &[&shape, &one], vec![]);
+    let zero = g.i64_const(&[0]);
+    let pos = g.op("Slice", &[&positions, &zero, &len, &zero], vec![]);
+    let emb = g.op("Add", &[&tok, &pos], vec![]);
+    let gamma = w.add(&mut g, "embeddings.LayerNorm.weight", &[d])?;
+    let beta = w.add(&mut g, "embeddings.LayerNorm.bias", &[d])?;
+    let mut h = layer_norm_eps(&mut g, &emb, &gamma, &beta, TEXT_LN_EPS);
+    let self_mask = additive_mask(&mut g, &mask);
+    let cross_mask = additive_mask(&mut g, &enc_mask);
+    for i in 0..dims.layers {
+        let l = format!("encoder.layer.{i}");
+        for (block, kv_src, kv_width, m) in [
+            ("attention", h.clone(), d, &self_mask),
+            (
+                "crossattention",
+                enc.clone(),
+                dims.encoder_width,
+                &cross_mask,
+            ),
+        ] {
+            let n = format!("{l}.{block}");
+            let q = w.dense(&mut g, &h, &format!("{n}.self.query"), d, d)?;
+            let k = w.dense(&mut g, &kv_src, &format!("{n}.self.key"), d, kv_width)?;
+            let v = w.dense(&mut g, &kv_src, &format!("{n}.self.value"), d, kv_width)?;
+            let (k, v) = (heads.split(&mut g, &k), heads.split(&mut g, &v));
+            let ctx = attention(&mut g, &heads, &q, &k, &v, Some(m));
+            let o = w.dense(&mut g, &ctx, &format!("{n}.output.dense"), d, d)?;
+            h = w.add_norm(&mut g, &o, &h, &format!("{n}.output.LayerNorm"), d)?;
+        }
+        let up = w.dense(
+            &mut g,
+            &h,
+            &format!("{l}.intermediate.dense"),
+            dims.intermediate,
+            d,
+        )?;
+        let act = gelu(&mut g, &up);
+        let down = w.dense(
+            &mut g,
+            &act,
+            &format!("{l}.output.dense"),
+            d,
+            dims.intermediate,
+        )?;
+        h = w.add_norm(&mut g, &down, &h, &format!("{l}.output.LayerNorm"), d)?;
+    }
+    g.op_into("Identity", &[&h], vec![], &["last_hidden_state"]);
+    g.output(
+        "last_hidden_state",
+        DataType::Float,
+        &[b, t, Dim::Fixed(d as i64)],
+    );
+    Ok(g.finish("blip_text_encoder", 17))
 }
