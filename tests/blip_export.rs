@@ -6,7 +6,8 @@ mod common;
 
 use ort::value::Tensor;
 use quantbench::models::blip::export::{
-    random_weights, text_encoder_graph, vision_graph, Param, TextDims, VisionDims, Weights,
+    head_parameters, random_weights, text_decoder_graph, text_encoder_graph, vision_graph, Param,
+    TextDims, VisionDims, Weights,
 };
 use quantbench::onnx::write_model;
 
@@ -37,13 +38,13 @@ fn layer_norm_eps(x: &[f32], g: &[f32], b: &[f32], eps: f32) -> Vec<f32> {
         .collect()
 }
 
-/// Multi-head attention of q rows over k, v rows; `masked[j]` drops key j (BERT's −10000).
+/// Multi-head attention of q rows over k, v rows; `masked(i, j)` drops key j for query i (BERT's −10000).
 fn attend(
     q: &[Vec<f32>],
     k: &[Vec<f32>],
     v: &[Vec<f32>],
     heads: usize,
-    masked: &[bool],
+    masked: &dyn Fn(usize, usize) -> bool,
 ) -> Vec<Vec<f32>> {
     let d = q[0].len();
     let hd = d / heads;
@@ -53,8 +54,9 @@ fn attend(
         for (i, qi) in q.iter().enumerate() {
             let scores: Vec<f32> = k
                 .iter()
-                .zip(masked)
-                .map(|(kj, &m)| {
+                .enumerate()
+                .map(|(j, kj)| {
+                    let m = masked(i, j);
                     (0..hd).map(|x| qi[off + x] * kj[off + x]).sum::<f32>() / (hd as f32).sqrt()
                         - if m { 10_000.0 } else { 0.0 }
                 })
@@ -270,14 +272,15 @@ const TEXT: TextDims = TextDims {
     encoder_width: 8,
 };
 
+/// BlipTextModel's forward over the whole sequence; `causal` for the decoder.
 fn text_reference(
     weights: &Weights,
-    ids: &[i64],
-    mask: &[i64],
-    enc: &[Vec<f32>],
-    enc_mask: &[i64],
+    prefix: &str,
+    causal: bool,
+    (ids, mask): (&[i64], &[i64]),
+    (enc, enc_mask): (&[Vec<f32>], &[i64]),
 ) -> Vec<Vec<f32>> {
-    let w = |n: &str| &weights[&format!("text_encoder.{n}")];
+    let w = |n: &str| &weights[&format!("{prefix}{n}")];
     let d = TEXT.hidden;
     let ln = |x: &[f32], n: &str| {
         layer_norm_eps(
@@ -301,8 +304,8 @@ fn text_reference(
             ln(&row, "embeddings.LayerNorm")
         })
         .collect();
-    let self_masked: Vec<bool> = mask.iter().map(|&m| m == 0).collect();
-    let cross_masked: Vec<bool> = enc_mask.iter().map(|&m| m == 0).collect();
+    let self_masked = |i: usize, j: usize| mask[j] == 0 || (causal && j > i);
+    let cross_masked = |_: usize, j: usize| enc_mask[j] == 0;
     for l in 0..TEXT.layers {
         for (block, cross) in [("attention", false), ("crossattention", true)] {
             let n = format!("encoder.layer.{l}.{block}");
@@ -389,11 +392,25 @@ fn text_encoder_graph_computes_bert_with_cross_attention() {
         .try_extract_tensor::<f32>()
         .unwrap();
     assert_eq!(**shape, [1, 5, TEXT.hidden as i64]);
-    let want = text_reference(&weights, &ids, &mask, &enc, &enc_mask).concat();
+    let want = text_reference(
+        &weights,
+        "text_encoder.",
+        false,
+        (&ids, &mask),
+        (&enc, &enc_mask),
+    )
+    .concat();
     let max = max_diff(got, &want);
     assert!(max < 1e-4, "largest difference {max}");
     // The masks matter: attending to everything gives another answer.
-    let unmasked = text_reference(&weights, &ids, &[1; 5], &enc, &[1; 6]).concat();
+    let unmasked = text_reference(
+        &weights,
+        "text_encoder.",
+        false,
+        (&ids, &[1; 5]),
+        (&enc, &[1; 6]),
+    )
+    .concat();
     let moved = max_diff(&unmasked, &want);
     assert!(moved > 1e-2, "masks change the output ({moved})");
 }
@@ -432,4 +449,126 @@ fn vision_graph_computes_blips_vision_model() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("shape"), "{e}");
+}
+
+/// The decoder head: dense, GELU, LayerNorm, then the vocabulary projection.
+fn head_reference(weights: &Weights, h: &[f32]) -> Vec<f32> {
+    let w = |n: &str| &weights[&format!("text_decoder.cls.predictions.{n}")];
+    let x: Vec<f32> = linear(h, w("transform.dense.weight"), w("transform.dense.bias"))
+        .into_iter()
+        .map(gelu)
+        .collect();
+    let x = layer_norm_eps(
+        &x,
+        &w("transform.LayerNorm.weight").data,
+        &w("transform.LayerNorm.bias").data,
+        1e-12,
+    );
+    linear(
+        &x,
+        w("decoder.weight"),
+        &weights["text_decoder.cls.predictions.bias"],
+    )
+}
+
+#[test]
+fn decoder_steps_with_the_cache_match_the_whole_sequence() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let mut weights = seeded(TEXT.parameters(), "text_decoder.bert.", 11);
+    weights.extend(seeded(head_parameters(&TEXT), "text_decoder.cls.", 12));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("text_decoder_with_past.onnx");
+    let graph =
+        text_decoder_graph(&TEXT, &weights, "text_decoder.bert.", "text_decoder.cls.").unwrap();
+    write_model(&graph, &path).unwrap();
+
+    let ids = [4i64, 17, 9, 22];
+    let enc: Vec<Vec<f32>> = (0..3)
+        .map(|i| {
+            (0..TEXT.encoder_width)
+                .map(|j| ((i * 17 + j * 5) % 11) as f32 / 5.0 - 1.0)
+                .collect()
+        })
+        .collect();
+    let enc_mask = [1i64, 1, 0];
+    let hidden = text_reference(
+        &weights,
+        "text_decoder.bert.",
+        true,
+        (&ids, &[1; 4]),
+        (&enc, &enc_mask),
+    );
+    let want: Vec<Vec<f32>> = hidden.iter().map(|h| head_reference(&weights, h)).collect();
+
+    let mut session = quantbench::runtime::session(&path, 1).unwrap();
+    let hd = (TEXT.hidden / TEXT.heads) as i64;
+    let mut cache: Vec<ort::value::DynValue> = (0..2 * TEXT.layers)
+        .map(|_| {
+            Tensor::<f32>::from_array((vec![1i64, TEXT.heads as i64, 0, hd], Vec::new()))
+                .unwrap()
+                .into_dyn()
+        })
+        .collect();
+    // Two tokens at once (the causal mask matters), then one at a time on the cache.
+    let mut at = 0;
+    for step in [&ids[0..2], &ids[2..3], &ids[3..4]] {
+        let n = step.len();
+        let mut inputs: Vec<(std::borrow::Cow<str>, ort::session::SessionInputValue)> = vec![
+            (
+                "input_ids".into(),
+                Tensor::from_array((vec![1i64, n as i64], step.to_vec()))
+                    .unwrap()
+                    .into_dyn()
+                    .into(),
+            ),
+            (
+                "attention_mask".into(),
+                Tensor::from_array((vec![1i64, (at + n) as i64], vec![1i64; at + n]))
+                    .unwrap()
+                    .into_dyn()
+                    .into(),
+            ),
+            (
+                "encoder_hidden_states".into(),
+                Tensor::from_array((vec![1i64, 3, TEXT.encoder_width as i64], enc.concat()))
+                    .unwrap()
+                    .into_dyn()
+                    .into(),
+            ),
+            (
+                "encoder_attention_mask".into(),
+                Tensor::from_array((vec![1i64, 3], enc_mask.to_vec()))
+                    .unwrap()
+                    .into_dyn()
+                    .into(),
+            ),
+        ];
+        for (i, v) in cache.iter().enumerate() {
+            let name = format!("past_key_values.{}.{}", i / 2, ["key", "value"][i % 2]);
+            inputs.push((name.into(), v.into()));
+        }
+        let mut out = session.run(inputs).unwrap();
+        let (shape, logits) = out["logits"].try_extract_tensor::<f32>().unwrap();
+        assert_eq!(**shape, [1, n as i64, TEXT.vocab as i64]);
+        for r in 0..n {
+            let row = &logits[r * TEXT.vocab..(r + 1) * TEXT.vocab];
+            let max = max_diff(row, &want[at + r]);
+            assert!(max < 1e-3, "token {}: largest difference {max}", at + r);
+        }
+        let next: Vec<ort::value::DynValue> = (0..2 * TEXT.layers)
+            .map(|i| {
+                out.remove(format!("present.{}.{}", i / 2, ["key", "value"][i % 2]).as_str())
+                    .unwrap()
+            })
+            .collect();
+        drop(out);
+        cache = next;
+        at += n;
+    }
+    let (shape, _) = cache[0].try_extract_tensor::<f32>().unwrap();
+    assert_eq!(
+        **shape,
+        [1, TEXT.heads as i64, 4, hd],
+        "the cache grew to every token"
+    );
 }

@@ -444,6 +444,13 @@ fn additive_mask(g: &mut GraphBuilder, mask: &str) -> String {
     g.op("Unsqueeze", &[&add, &axes], vec![])
 }
 
+/// Which text graph to write: the encoder, or the decoder step with its cache and language-model head
+/// (whose weights live under `head_prefix`).
+enum Role<'a> {
+    Encoder,
+    Decoder { head_prefix: &'a str },
+}
+
 /// `text_encoder.onnx`: the question attending to itself and to the image →
 /// `last_hidden_state` [b, t, hidden].
 pub fn text_encoder_graph(
@@ -451,23 +458,113 @@ pub fn text_encoder_graph(
     weights: &Weights,
     prefix: &str,
 ) -> Result<ModelProto, ExportError> {
+    text_graph(dims, weights, prefix, Role::Encoder)
+}
+
+/// `text_decoder_with_past.onnx`: new tokens attending causally to the cache and themselves and to the
+/// encoder states → `logits` [b, t, vocab] and the grown cache `present.N.key/value`. BERT weights under
+/// `prefix` (e.g. `text_decoder.bert.`), the head's under `head_prefix` (`text_decoder.cls.`).
+pub fn text_decoder_graph(
+    dims: &TextDims,
+    weights: &Weights,
+    prefix: &str,
+    head_prefix: &str,
+) -> Result<ModelProto, ExportError> {
+    text_graph(dims, weights, prefix, Role::Decoder { head_prefix })
+}
+
+/// The decoder head's parameters (BlipTextOnlyMLMHead), relative to `cls.`.
+pub fn head_parameters(dims: &TextDims) -> Vec<(String, Vec<usize>)> {
+    let d = dims.hidden;
+    vec![
+        ("predictions.transform.dense.weight".into(), vec![d, d]),
+        ("predictions.transform.dense.bias".into(), vec![d]),
+        ("predictions.transform.LayerNorm.weight".into(), vec![d]),
+        ("predictions.transform.LayerNorm.bias".into(), vec![d]),
+        ("predictions.decoder.weight".into(), vec![dims.vocab, d]),
+        ("predictions.bias".into(), vec![dims.vocab]),
+    ]
+}
+
+fn scalar_of(g: &mut GraphBuilder, one_element: &str) -> String {
+    let axes = g.i64_const(&[0]);
+    g.op("Squeeze", &[one_element, &axes], vec![])
+}
+
+/// Additive causal mask [t, past + t]: new token i (at position past + i) sees positions ≤ past + i.
+fn causal_mask(g: &mut GraphBuilder, past_len: &str, new_len: &str) -> String {
+    let (p, n) = (scalar_of(g, past_len), scalar_of(g, new_len));
+    let total = g.op("Add", &[&p, &n], vec![]);
+    let (zero, one) = (g.i64_const(&[0]), g.i64_const(&[1]));
+    let (zero, one) = (scalar_of(g, &zero), scalar_of(g, &one));
+    let rows = g.op("Range", &[&p, &total, &one], vec![]);
+    let cols = g.op("Range", &[&zero, &total, &one], vec![]);
+    let ax1 = g.i64_const(&[1]);
+    let ax0 = g.i64_const(&[0]);
+    let rows = g.op("Unsqueeze", &[&rows, &ax1], vec![]);
+    let cols = g.op("Unsqueeze", &[&cols, &ax0], vec![]);
+    let future = g.op("Greater", &[&cols, &rows], vec![]);
+    let f = g.op("Cast", &[&future], vec![int("to", DataType::Float as i64)]);
+    let big = g.f32_scalar(-10_000.0);
+    g.op("Mul", &[&f, &big], vec![])
+}
+
+fn text_graph(
+    dims: &TextDims,
+    weights: &Weights,
+    prefix: &str,
+    role: Role,
+) -> Result<ModelProto, ExportError> {
     let w = Init { weights, prefix };
     let d = dims.hidden;
     let heads = Heads::new(dims.heads, d);
+    let decoder = matches!(role, Role::Decoder { .. });
     let mut g = GraphBuilder::new();
     let (b, t, s) = (
         Dim::Named("batch"),
         Dim::Named("tokens"),
-        Dim::Named("image_tokens"),
+        Dim::Named("encoder_tokens"),
     );
+    let all = if decoder {
+        Dim::Named("past_and_new")
+    } else {
+        t.clone()
+    };
     let ids = g.input("input_ids", DataType::Int64, &[b.clone(), t.clone()]);
-    let mask = g.input("attention_mask", DataType::Int64, &[b.clone(), t.clone()]);
+    let mask = g.input("attention_mask", DataType::Int64, &[b.clone(), all]);
     let enc = g.input(
         "encoder_hidden_states",
         DataType::Float,
         &[b.clone(), s.clone(), Dim::Fixed(dims.encoder_width as i64)],
     );
     let enc_mask = g.input("encoder_attention_mask", DataType::Int64, &[b.clone(), s]);
+    let cache_dims = [
+        b.clone(),
+        Dim::Fixed(dims.heads as i64),
+        Dim::Named("past"),
+        Dim::Fixed((d / dims.heads) as i64),
+    ];
+    let grown_dims = [
+        b.clone(),
+        Dim::Fixed(dims.heads as i64),
+        Dim::Named("past_and_new"),
+        Dim::Fixed((d / dims.heads) as i64),
+    ];
+    let past: Vec<[String; 2]> = if decoder {
+        (0..dims.layers)
+            .map(|i| {
+                ["key", "value"].map(|kind| {
+                    g.input(
+                        &format!("past_key_values.{i}.{kind}"),
+                        DataType::Float,
+                        &cache_dims,
+                    )
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let words = w.add(
         &mut g,
         "embeddings.word_embeddings.weight",
@@ -479,34 +576,55 @@ pub fn text_encoder_graph(
         &[dims.max_positions, d],
     )?;
     let tok = g.op("Gather", &[&words, &ids], vec![]);
-    // Positions 0 … t−1: the first t rows of the table.
+    // Positions past … past + t − 1 (past = 0 for the encoder).
     let shape = g.op("Shape", &[&ids], vec![]);
-    let one = g.i64_const(&[1]);
-    let len = g.op("Gather", &[&shape, &one], vec![]);
-    let zero = g.i64_const(&[0]);
-    let pos = g.op("Slice", &[&positions, &zero, &len, &zero], vec![]);
+    let (zero, one, two) = (g.i64_const(&[0]), g.i64_const(&[1]), g.i64_const(&[2]));
+    let new_len = g.op("Gather", &[&shape, &one], vec![]);
+    let past_len = match past.first() {
+        Some([k, _]) => {
+            let ks = g.op("Shape", &[k], vec![]);
+            g.op("Gather", &[&ks, &two], vec![])
+        }
+        None => zero.clone(),
+    };
+    let end = g.op("Add", &[&past_len, &new_len], vec![]);
+    let pos = g.op("Slice", &[&positions, &past_len, &end, &zero], vec![]);
     let emb = g.op("Add", &[&tok, &pos], vec![]);
     let gamma = w.add(&mut g, "embeddings.LayerNorm.weight", &[d])?;
     let beta = w.add(&mut g, "embeddings.LayerNorm.bias", &[d])?;
     let mut h = layer_norm_eps(&mut g, &emb, &gamma, &beta, TEXT_LN_EPS);
-    let self_mask = additive_mask(&mut g, &mask);
+    let mut self_mask = additive_mask(&mut g, &mask);
+    if decoder {
+        let causal = causal_mask(&mut g, &past_len, &new_len);
+        self_mask = g.op("Add", &[&self_mask, &causal], vec![]);
+    }
     let cross_mask = additive_mask(&mut g, &enc_mask);
     for i in 0..dims.layers {
         let l = format!("encoder.layer.{i}");
-        for (block, kv_src, kv_width, m) in [
-            ("attention", h.clone(), d, &self_mask),
-            (
-                "crossattention",
-                enc.clone(),
-                dims.encoder_width,
-                &cross_mask,
-            ),
-        ] {
+        for (block, cross) in [("attention", false), ("crossattention", true)] {
             let n = format!("{l}.{block}");
+            let (src, width, m) = if cross {
+                (&enc, dims.encoder_width, &cross_mask)
+            } else {
+                (&h, d, &self_mask)
+            };
             let q = w.dense(&mut g, &h, &format!("{n}.self.query"), d, d)?;
-            let k = w.dense(&mut g, &kv_src, &format!("{n}.self.key"), d, kv_width)?;
-            let v = w.dense(&mut g, &kv_src, &format!("{n}.self.value"), d, kv_width)?;
-            let (k, v) = (heads.split(&mut g, &k), heads.split(&mut g, &v));
+            let k = w.dense(&mut g, src, &format!("{n}.self.key"), d, width)?;
+            let v = w.dense(&mut g, src, &format!("{n}.self.value"), d, width)?;
+            let (mut k, mut v) = (heads.split(&mut g, &k), heads.split(&mut g, &v));
+            if let (false, Some([pk, pv])) = (cross, past.get(i)) {
+                for (kind, new, old) in [("key", &mut k, pk), ("value", &mut v, pv)] {
+                    let present = format!("present.{i}.{kind}");
+                    g.op_into(
+                        "Concat",
+                        &[old, new.as_str()],
+                        vec![int("axis", 2)],
+                        &[&present],
+                    );
+                    g.output(&present, DataType::Float, &grown_dims);
+                    *new = present;
+                }
+            }
             let ctx = attention(&mut g, &heads, &q, &k, &v, Some(m));
             let o = w.dense(&mut g, &ctx, &format!("{n}.output.dense"), d, d)?;
             h = w.add_norm(&mut g, &o, &h, &format!("{n}.output.LayerNorm"), d)?;
@@ -528,11 +646,42 @@ pub fn text_encoder_graph(
         )?;
         h = w.add_norm(&mut g, &down, &h, &format!("{l}.output.LayerNorm"), d)?;
     }
-    g.op_into("Identity", &[&h], vec![], &["last_hidden_state"]);
-    g.output(
-        "last_hidden_state",
-        DataType::Float,
-        &[b, t, Dim::Fixed(d as i64)],
-    );
-    Ok(g.finish("blip_text_encoder", 17))
+    match role {
+        Role::Encoder => {
+            g.op_into("Identity", &[&h], vec![], &["last_hidden_state"]);
+            g.output(
+                "last_hidden_state",
+                DataType::Float,
+                &[b, t, Dim::Fixed(d as i64)],
+            );
+            Ok(g.finish("blip_text_encoder", 17))
+        }
+        Role::Decoder { head_prefix } => {
+            let head = Init {
+                weights,
+                prefix: head_prefix,
+            };
+            let x = head.dense(&mut g, &h, "predictions.transform.dense", d, d)?;
+            let x = gelu(&mut g, &x);
+            let gamma = head.add(&mut g, "predictions.transform.LayerNorm.weight", &[d])?;
+            let beta = head.add(&mut g, "predictions.transform.LayerNorm.bias", &[d])?;
+            let x = layer_norm_eps(&mut g, &x, &gamma, &beta, TEXT_LN_EPS);
+            let wd = head.linear_rows(
+                &mut g,
+                "predictions.decoder.weight",
+                [dims.vocab, d],
+                0..dims.vocab,
+                "predictions.decoder.weight",
+            )?;
+            let bias = head.add(&mut g, "predictions.bias", &[dims.vocab])?;
+            let logits = linear(&mut g, &x, &wd, Some(&bias));
+            g.op_into("Identity", &[&logits], vec![], &["logits"]);
+            g.output(
+                "logits",
+                DataType::Float,
+                &[b, t, Dim::Fixed(dims.vocab as i64)],
+            );
+            Ok(g.finish("blip_text_decoder_with_past", 17))
+        }
+    }
 }
