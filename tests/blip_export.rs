@@ -572,3 +572,51 @@ fn decoder_steps_with_the_cache_match_the_whole_sequence() {
         "the cache grew to every token"
     );
 }
+
+#[test]
+fn a_random_blip_written_by_the_exporter_runs_in_the_pipeline() {
+    use quantbench::models::blip::export::{write_folder, BlipDims};
+    use quantbench::models::blip::{tokenizer, BlipConfig, BlipModel, BlipPipeline};
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let dims = BlipDims {
+        vision: DIMS,
+        text: TextDims {
+            encoder_width: DIMS.hidden,
+            ..TEXT
+        },
+    };
+    let weights = random_weights(&dims.parameters(), 21);
+    let words: Vec<String> = (0..dims.text.vocab - tokenizer::SPECIAL.len())
+        .map(|i| format!("w{i}"))
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let config = BlipConfig {
+        image_size: DIMS.image_size as u32,
+        bos_token_id: 4,
+        sep_token_id: 3,
+        max_length: 7,
+        ..Default::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write_folder(
+        dir.path(),
+        &dims,
+        &weights,
+        &tokenizer::wordpiece(&words).unwrap(),
+        &config,
+    )
+    .unwrap();
+    let mut p = BlipPipeline::new(BlipModel::open(dir.path(), 1).unwrap());
+    let image = quantbench::data::image::load_rgb(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/datasets/images/coffee.png"
+    )))
+    .unwrap();
+    let c = p.caption(&image).unwrap();
+    assert_eq!(c.tokens[0], 4);
+    assert!(c.tokens.len() <= 7 && c.tokens.iter().all(|&t| (0..30).contains(&t)));
+    let a = p.answer(&image, "w1 w2 w3").unwrap();
+    assert_eq!(a.tokens[0], 4);
+    // Same weights, same input: the same tokens again.
+    assert_eq!(p.answer(&image, "w1 w2 w3").unwrap().tokens, a.tokens);
+}

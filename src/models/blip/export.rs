@@ -320,6 +320,68 @@ pub fn vision_graph(
     Ok(g.finish("blip_vision_model", 17))
 }
 
+/// A whole BLIP, as BlipForQuestionAnswering names its parameters (`vision_model.`, `text_encoder.`,
+/// `text_decoder.bert.`, `text_decoder.cls.`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlipDims {
+    pub vision: VisionDims,
+    pub text: TextDims,
+}
+
+impl BlipDims {
+    pub fn parameters(&self) -> Vec<(String, Vec<usize>)> {
+        let with = |prefix: &str, v: Vec<(String, Vec<usize>)>| {
+            v.into_iter()
+                .map(|(n, d)| (format!("{prefix}{n}"), d))
+                .collect::<Vec<_>>()
+        };
+        let mut all = with("vision_model.", self.vision.parameters());
+        all.extend(with("text_encoder.", self.text.parameters()));
+        all.extend(with("text_decoder.bert.", self.text.parameters()));
+        all.extend(with("text_decoder.cls.", head_parameters(&self.text)));
+        all
+    }
+}
+
+/// Writes the three graphs, `tokenizer.json` and `blip.json` of a BLIP into `dir` (which must exist).
+pub fn write_folder(
+    dir: &std::path::Path,
+    dims: &BlipDims,
+    weights: &Weights,
+    tokenizer: &tokenizers::Tokenizer,
+    config: &super::BlipConfig,
+) -> anyhow::Result<()> {
+    use super::model::{
+        CONFIG_FILE, TEXT_DECODER_FILE, TEXT_ENCODER_FILE, TOKENIZER_FILE, VISION_FILE,
+    };
+    let graphs = [
+        (
+            VISION_FILE,
+            vision_graph(&dims.vision, weights, "vision_model.")?,
+        ),
+        (
+            TEXT_ENCODER_FILE,
+            text_encoder_graph(&dims.text, weights, "text_encoder.")?,
+        ),
+        (
+            TEXT_DECODER_FILE,
+            text_decoder_graph(
+                &dims.text,
+                weights,
+                "text_decoder.bert.",
+                "text_decoder.cls.",
+            )?,
+        ),
+    ];
+    for (file, graph) in graphs {
+        crate::onnx::write_model(&graph, &dir.join(file))?;
+    }
+    super::tokenizer::save(tokenizer, &dir.join(TOKENIZER_FILE)).map_err(anyhow::Error::msg)?;
+    let text = serde_json::to_string_pretty(config)? + "\n";
+    crate::fsutil::write_atomic(&dir.join(CONFIG_FILE), text.as_bytes())?;
+    Ok(())
+}
+
 /// BERT's LayerNorm epsilon, which BLIP's text model keeps.
 const TEXT_LN_EPS: f32 = 1e-12;
 
