@@ -118,6 +118,8 @@ pub enum Command {
         #[arg(long = "ignore-type")]
         ignore_types: Vec<String>,
     },
+    /// Write a built-in BLIP's FP32 model folder (blip-base-shape: seeded random weights at blip-vqa-base's size)
+    Export { name: String, out_dir: PathBuf },
     /// Run an experiment file and write a markdown + JSON report
     Report {
         #[arg(long, default_value = "quantbench.toml")]

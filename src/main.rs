@@ -207,6 +207,10 @@ fn run(cli: Cli) -> Result<Outcome> {
                 println!("{}\t{}", f.display(), t.text);
             }
         }
+        Command::Export { name, out_dir } => {
+            engine::export_builtin(name, out_dir, &mut sink)?;
+            println!("{}", out_dir.display());
+        }
         Command::Caption { model, images } => {
             let ctx = context(&cli, None, None);
             // Every image decodes before the model opens, so a bad input fails fast.

@@ -620,3 +620,47 @@ fn a_random_blip_written_by_the_exporter_runs_in_the_pipeline() {
     // Same weights, same input: the same tokens again.
     assert_eq!(p.answer(&image, "w1 w2 w3").unwrap().tokens, a.tokens);
 }
+
+#[test]
+fn blip_base_shape_exports_loads_and_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("blip-base-shape");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_quantbench"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["export", "blip-base-shape", &out.display().to_string()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sizes: Vec<u64> = [
+        "vision_model.onnx",
+        "text_encoder.onnx",
+        "text_decoder_with_past.onnx",
+    ]
+    .iter()
+    .map(|f| std::fs::metadata(out.join(f)).unwrap().len())
+    .collect();
+    // ViT-B/16 at 384 px (86 M), BERT-base with cross-attention (137 M), the same with the LM head (161 M).
+    let params: Vec<u64> = sizes.iter().map(|b| b / 4 / 1_000_000).collect();
+    assert_eq!(
+        params,
+        vec![86, 137, 161],
+        "millions of parameters per part"
+    );
+    let again = run(&["export", "blip-base-shape", &out.display().to_string()]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let model = quantbench::models::blip::BlipModel::open(&out, 2).unwrap();
+    assert_eq!(model.past_names.len(), 24);
+    assert_eq!(model.empty_cache_shapes[0], vec![1, 12, 0, 64]);
+    let mut p = quantbench::models::blip::BlipPipeline::new(model);
+    let image = quantbench::data::image::load_rgb(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/datasets/images/rocket.jpg"
+    )))
+    .unwrap();
+    let a = p.answer(&image, "what is this?").unwrap();
+    assert!(a.tokens.len() <= 20 && a.tokens[0] == 4, "{:?}", a.tokens);
+}

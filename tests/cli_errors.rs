@@ -561,3 +561,17 @@ fn eval_refuses_manifests_of_no_known_kind_and_int8_blip() {
     );
     expect_error(&o, &["--variant static", "not available yet"]);
 }
+
+#[test]
+fn export_refuses_unknown_and_untrained_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m").display().to_string();
+    let o = quantbench(&["export", "blip-large", &out], &[]);
+    expect_error(
+        &o,
+        &["unknown built-in BLIP `blip-large`", "blip-base-shape"],
+    );
+    let o = quantbench(&["export", "blip-easyvqa", &out], &[]);
+    expect_error(&o, &["not trained yet"]);
+    assert!(!dir.path().join("m").exists());
+}

@@ -13,6 +13,62 @@ use crate::measure::{caption, vqa};
 use crate::models::blip::{BlipModel, BlipPipeline};
 use crate::results::{CaptionEvalResult, CaptionItemResult, VqaEvalResult, VqaItemResult};
 
+/// Built-in BLIP models `quantbench export` writes.
+pub const BUILTIN_BLIP: &[&str] = &["blip-base-shape", "blip-easyvqa"];
+
+/// Writes a built-in BLIP's FP32 folder into `out` (through a temp folder; an existing `out` is refused).
+pub fn export_builtin(name: &str, out: &Path, sink: &mut dyn FnMut(Event)) -> Result<()> {
+    use crate::models::blip::export::{
+        random_weights, write_folder, BlipDims, TextDims, VisionDims,
+    };
+    use crate::models::blip::{tokenizer, BlipConfig};
+    match name {
+        "blip-base-shape" => {}
+        "blip-easyvqa" => anyhow::bail!("blip-easyvqa is not trained yet (see the BLIP issue)"),
+        _ => anyhow::bail!(
+            "unknown built-in BLIP `{name}` (built-in: {})",
+            BUILTIN_BLIP.join(", ")
+        ),
+    }
+    anyhow::ensure!(!out.exists(), "{}: already exists", out.display());
+    let dims = BlipDims {
+        vision: VisionDims::BASE,
+        text: TextDims::BASE,
+    };
+    sink(Event::Note(format!(
+        "export {name}: seeded random weights at blip-vqa-base's size ({} parameters) ...",
+        dims.parameters()
+            .iter()
+            .map(|(_, d)| d.iter().product::<usize>())
+            .sum::<usize>()
+    )));
+    let weights = random_weights(&dims.parameters(), 0);
+    // Placeholder words fill the vocabulary: with random weights no word means anything.
+    let words: Vec<String> = (0..dims.text.vocab - tokenizer::SPECIAL.len())
+        .map(|i| format!("w{i}"))
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    let tok = tokenizer::wordpiece(&words).map_err(anyhow::Error::msg)?;
+    let config = BlipConfig {
+        bos_token_id: 4,
+        sep_token_id: 3,
+        ..Default::default()
+    };
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".export-")
+        .tempdir_in(parent)
+        .with_context(|| parent.display().to_string())?;
+    write_folder(tmp.path(), &dims, &weights, &tok, &config)?;
+    std::fs::rename(tmp.keep(), out).with_context(|| out.display().to_string())?;
+    sink(Event::Note(format!("export {name}: {}", out.display())));
+    Ok(())
+}
+
 fn progress(model: &str, done: usize, total: usize, sink: &mut dyn FnMut(Event)) {
     sink(Event::Progress {
         task: Task::new(model, &["fp32"]),

@@ -8,7 +8,7 @@ mod events;
 mod run;
 mod variants;
 
-pub use blip::{evaluate_captions, evaluate_vqa, open_blip};
+pub use blip::{evaluate_captions, evaluate_vqa, export_builtin, open_blip, BUILTIN_BLIP};
 pub use calibrate::{CalibrationSet, DEFAULT_CALIBRATION};
 pub use environment::environment;
 pub use events::{Event, Stage, Task};
