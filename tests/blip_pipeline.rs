@@ -234,6 +234,11 @@ fn long_questions_are_cut_and_say_so_and_empty_ones_refused() {
     assert!(e.contains("empty"), "{e}");
 }
 
+/// Why the folder does not open.
+fn refusal(dir: &Path) -> String {
+    BlipModel::open(dir, 1).err().unwrap().to_string()
+}
+
 #[test]
 fn folders_missing_parts_or_names_are_refused_with_a_list() {
     common::context().init_runtime(&mut |_| {}).unwrap();
@@ -241,7 +246,7 @@ fn folders_missing_parts_or_names_are_refused_with_a_list() {
     folder(dir.path(), 20, 512);
     std::fs::remove_file(dir.path().join("text_encoder.onnx")).unwrap();
     std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
-    let e = BlipModel::open(dir.path(), 1).err().unwrap().to_string();
+    let e = refusal(dir.path());
     assert!(
         e.contains("missing text_encoder.onnx, tokenizer.json"),
         "{e}"
@@ -250,13 +255,13 @@ fn folders_missing_parts_or_names_are_refused_with_a_list() {
     let dir = tempfile::tempdir().unwrap();
     folder(dir.path(), 20, 512);
     decoder(dir.path(), ("past.", "present."));
-    let e = BlipModel::open(dir.path(), 1).err().unwrap().to_string();
+    let e = refusal(dir.path());
     assert!(
         e.contains("text_decoder_with_past.onnx") && e.contains("past.0.key"),
         "{e}"
     );
     decoder(dir.path(), ("past_key_values.", "present_kv."));
-    let e = BlipModel::open(dir.path(), 1).err().unwrap().to_string();
+    let e = refusal(dir.path());
     assert!(
         e.contains("cache output present.0.key, present.0.value missing"),
         "{e}"
@@ -269,7 +274,7 @@ fn folders_missing_parts_or_names_are_refused_with_a_list() {
         r#"{"image_size": 8, "bogus": 1}"#,
     )
     .unwrap();
-    let e = BlipModel::open(dir.path(), 1).err().unwrap().to_string();
+    let e = refusal(dir.path());
     assert!(e.contains("blip.json") && e.contains("bogus"), "{e}");
 }
 

@@ -15,8 +15,8 @@ use anyhow::{Context as _, Result};
 use ratatui::crossterm::event::Event as TermEvent;
 use ratatui::DefaultTerminal;
 
+use app::Level;
 pub use app::{Action, App, Command, Outcome, Scope, Status};
-use app::{Level, Overlay};
 use worker::{Msg, Worker};
 
 use crate::assets::Cache;
@@ -179,9 +179,6 @@ fn execute(
             }
             Err(e) => app.push_log(Level::Error, format!("{e:#}"), now),
         },
-    }
-    if app.overlay == Some(Overlay::ConfirmQuit) && !app.is_busy() {
-        app.overlay = None;
     }
 }
 
