@@ -81,24 +81,27 @@ pub enum Command {
     Quantize {
         #[arg(long)]
         model: String,
-        /// dynamic, static (calibrated QDQ, transformer preset) or weights (weight-only compression)
+        /// dynamic, static (calibrated QDQ, transformer preset), weights (weight-only compression) or seed
+        /// (the seed notebooks' recipe: static, but a BLIP text decoder gets weight-only INT8)
         #[arg(long)]
         recipe: String,
-        /// Speech manifest to calibrate the static recipe on (default: datasets/speech-calib/manifest.jsonl)
+        /// Speech or VQA manifest to calibrate on (default: datasets/speech-calib/manifest.jsonl for
+        /// Whisper, easy-VQA's training split for BLIP)
         #[arg(long)]
         calib: Option<PathBuf>,
-        /// Calibration clips used (a seeded choice from the manifest)
-        #[arg(long, default_value_t = 30)]
-        calib_size: usize,
+        /// Calibration items used, a seeded choice from the manifest (default: 30; 300 for seed)
+        #[arg(long)]
+        calib_size: Option<usize>,
         /// Seed of the calibration choice
         #[arg(long, default_value_t = 0)]
         seed: u64,
         /// Activation range estimator: minmax, percentile[:P] or mse
         #[arg(long, default_value = "mse")]
         estimator: String,
-        /// SmoothQuant α for the encoder and the decoder (the seed's: 0.5,0.95); `off` for none, or per part
-        #[arg(long, default_value = "off")]
-        smooth_quant: String,
+        /// SmoothQuant α for the encoder side (BLIP: vision model and text encoder) and the decoder side;
+        /// `off` for none, or per part (default: off; 0.5,off for seed)
+        #[arg(long)]
+        smooth_quant: Option<String>,
         /// Leave biases as they are (no fast bias correction)
         #[arg(long)]
         no_bias_correction: bool,

@@ -61,8 +61,15 @@ impl Default for MeasureConfig {
 pub struct ModelEntry {
     /// Built-in name or path to a model folder.
     pub model: String,
-    /// Speech manifest, relative to the experiment file.
+    /// Speech manifest (Whisper) or VQA manifest (BLIP), relative to the experiment file; `easy-vqa:test`
+    /// is easy-VQA's test split, prepared in the cache.
     pub dataset: PathBuf,
+    /// BLIP: caption manifest (default: easy-VQA's test captions with `easy-vqa:test`, else none).
+    #[serde(default)]
+    pub captions: Option<PathBuf>,
+    /// BLIP: samples whose answer and caption latency are measured (the first N of each manifest).
+    #[serde(default = "default_latency_samples")]
+    pub latency_samples: usize,
     /// Use only the first N items (0 = all).
     #[serde(default)]
     pub limit: usize,
@@ -83,6 +90,13 @@ pub struct ModelEntry {
     #[serde(default, rename = "static")]
     pub static_params: crate::quant::StaticParams,
 }
+
+fn default_latency_samples() -> usize {
+    100
+}
+
+/// Datasets named rather than given by path.
+pub const EASY_VQA_TEST: &str = "easy-vqa:test";
 
 impl ModelEntry {
     pub fn quant_setup(&self) -> crate::engine::QuantSetup {
@@ -148,8 +162,11 @@ impl Experiment {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         for m in &mut exp.models {
-            if m.dataset.is_relative() {
+            if m.dataset.is_relative() && m.dataset != Path::new(EASY_VQA_TEST) {
                 m.dataset = base.join(&m.dataset);
+            }
+            if let Some(c) = m.captions.as_mut().filter(|c| c.is_relative()) {
+                *c = base.join(&*c);
             }
             if let Some(c) = m.calibration.as_mut().filter(|c| c.is_relative()) {
                 *c = base.join(&*c);

@@ -46,3 +46,27 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Writes a folder through a temp folder beside `out`, then puts it in place (replacing an older `out`),
+/// so a failure never leaves a half-written folder under the final name.
+pub fn write_dir_atomic(
+    out: &Path,
+    write: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".write-")
+        .tempdir_in(parent)
+        .with_context(|| parent.display().to_string())?;
+    write(tmp.path())?;
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| out.display().to_string())?;
+    }
+    std::fs::rename(tmp.keep(), out).with_context(|| out.display().to_string())?;
+    Ok(())
+}

@@ -257,17 +257,25 @@ fn run(cli: Cli) -> Result<Outcome> {
             use quantbench::data::manifest::{kind_of, load_captions, load_vqa, ManifestKind};
             let kind = kind_of(manifest)?;
             if kind != ManifestKind::Speech {
-                anyhow::ensure!(
-                    variant == "fp32",
-                    "--variant {variant}: BLIP models are evaluated as given (INT8 BLIP variants are not available yet)"
-                );
                 // Validate the manifest before any model work.
                 match kind {
                     ManifestKind::Vqa => drop(load_vqa(manifest)?),
                     _ => drop(load_captions(manifest)?),
                 }
-                let mut pipeline = engine::open_blip(model, &ctx, &mut sink)?;
-                let name = quantbench::models::display_name(model);
+                let setup = if variant == "seed" {
+                    engine::QuantSetup {
+                        params: quantbench::quant::StaticParams::seed(),
+                        ..Default::default()
+                    }
+                } else {
+                    engine::QuantSetup::default()
+                };
+                let opened = engine::open_blip_variant(model, variant, &setup, &ctx, &mut sink)?;
+                let mut pipeline = opened.pipeline;
+                let name = match opened.variant.as_str() {
+                    "fp32" => opened.model.name.clone(),
+                    v => format!("{} {v}", opened.model.name),
+                };
                 let text = if kind == ManifestKind::Vqa {
                     let r =
                         engine::evaluate_vqa(&mut pipeline, &name, manifest, *limit, &mut sink)?;
@@ -347,6 +355,11 @@ fn run(cli: Cli) -> Result<Outcome> {
             no_bias_correction,
         } => {
             let recipe = quantbench::quant::Recipe::parse(recipe)?;
+            let defaults = if recipe == quantbench::quant::Recipe::Seed {
+                quantbench::quant::StaticParams::seed()
+            } else {
+                quantbench::quant::StaticParams::default()
+            };
             let setup = engine::QuantSetup {
                 ignored: quantbench::quant::IgnoredScope {
                     names: ignore_names.clone(),
@@ -356,9 +369,12 @@ fn run(cli: Cli) -> Result<Outcome> {
                 params: quantbench::quant::StaticParams {
                     estimator: quantbench::quant::calib::Estimator::parse(estimator)
                         .map_err(|e| anyhow::anyhow!("--estimator: {e}"))?,
-                    smooth_quant: parse_alpha(smooth_quant)?,
+                    smooth_quant: match smooth_quant {
+                        Some(text) => parse_alpha(text)?,
+                        None => defaults.smooth_quant,
+                    },
                     bias_correction: !no_bias_correction,
-                    calibration_size: *calib_size,
+                    calibration_size: calib_size.unwrap_or(defaults.calibration_size),
                     seed: *seed,
                 },
                 calibration: calib.clone(),

@@ -188,17 +188,24 @@ impl Comparison {
 impl ExperimentResult {
     /// Every failed verdict, as "model variant: check limit (got value)".
     pub fn failures(&self) -> Vec<String> {
-        self.models
+        let rows = self
+            .models
             .iter()
-            .flat_map(|m| {
-                m.verdicts.iter().filter(|v| !v.pass).map(move |v| {
-                    format!(
-                        "{} {}: {} {} (got {:.3})",
-                        m.model, m.variant, v.check, v.limit, v.value
-                    )
-                })
+            .map(|m| (&m.model, &m.variant, &m.verdicts))
+            .chain(
+                self.blip
+                    .iter()
+                    .map(|m| (&m.model, &m.variant, &m.verdicts)),
+            );
+        rows.flat_map(|(model, variant, verdicts)| {
+            verdicts.iter().filter(|v| !v.pass).map(move |v| {
+                format!(
+                    "{model} {variant}: {} {} (got {:.3})",
+                    v.check, v.limit, v.value
+                )
             })
-            .collect()
+        })
+        .collect()
     }
 }
 
@@ -268,4 +275,70 @@ pub struct ExperimentResult {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub settings_changed: Vec<String>,
     pub models: Vec<ModelResult>,
+    /// BLIP rows (captioning and question answering).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blip: Vec<BlipModelResult>,
+}
+
+/// A BLIP against the FP32 row of the same model, measured in the same interleaved runs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlipComparison {
+    pub vqa_speedup: f64,
+    pub caption_speedup: f64,
+    /// VQA accuracy(FP32) − accuracy(variant), in points; absent when accuracy is not measured.
+    pub vqa_accuracy_drop_points: Option<f64>,
+    pub caption_exact_match_drop_points: Option<f64>,
+    pub size_ratio: f64,
+}
+
+/// One BLIP variant: sizes, answer and caption latency, accuracy.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlipModelResult {
+    pub model: String,
+    pub variant: String,
+    pub source_sha256: String,
+    pub parts: Vec<PartSize>,
+    pub threads: usize,
+    pub warmup: usize,
+    /// Whole `generate_answer` per sample (image preprocessing, three graphs, greedy decoding).
+    pub vqa_latency_ms: Summary,
+    /// Whole `generate_caption` per image.
+    pub caption_latency_ms: Summary,
+    pub vqa_runs_ms: Vec<f64>,
+    pub caption_runs_ms: Vec<f64>,
+    pub latency_dataset: String,
+    /// Why accuracy is not given (a model with random weights), instead of a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_na: Option<String>,
+    pub vqa: Option<VqaEvalResult>,
+    pub captions: Option<CaptionEvalResult>,
+    pub quantization: Option<crate::quant::QuantSummary>,
+    pub vs_fp32: Option<BlipComparison>,
+    pub verdicts: Vec<Verdict>,
+}
+
+impl BlipComparison {
+    /// The accuracy-drop limit applies to VQA accuracy, the end-to-end speedup limit to answering.
+    pub fn verdicts(&self, t: &crate::config::Thresholds) -> Vec<Verdict> {
+        let mut v = Vec::new();
+        if let (Some(limit), Some(value)) =
+            (t.max_accuracy_drop_points, self.vqa_accuracy_drop_points)
+        {
+            v.push(Verdict {
+                check: "VQA accuracy drop (points) ≤".into(),
+                limit,
+                value,
+                pass: value <= limit,
+            });
+        }
+        if let Some(limit) = t.min_end_to_end_speedup {
+            v.push(Verdict {
+                check: "VQA speedup ≥".into(),
+                limit,
+                value: self.vqa_speedup,
+                pass: self.vqa_speedup >= limit,
+            });
+        }
+        v
+    }
 }

@@ -1,70 +1,28 @@
 //! BLIP models for the faces: a model folder (the seed's three-graph layout) opened for captioning and
 //! question answering. Built-in BLIP models come with the exporter.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
+use super::run::paired_speedup;
+use super::variants::{open_blip_variant, Opened};
 use super::{Context, Event, Stage, Task};
+use crate::config::{MeasureConfig, ModelEntry, EASY_VQA_TEST};
+use crate::data::easy_vqa;
 use crate::data::image::load_rgb;
 use crate::data::manifest::{load_captions, load_vqa};
 use crate::measure::stats::Summary;
 use crate::measure::{caption, vqa};
-use crate::models::blip::{BlipModel, BlipPipeline};
-use crate::results::{CaptionEvalResult, CaptionItemResult, VqaEvalResult, VqaItemResult};
-
-/// Built-in BLIP models `quantbench export` writes.
-pub const BUILTIN_BLIP: &[&str] = &["blip-base-shape", "blip-easyvqa"];
+use crate::models::blip::{builtin, BlipModel, BlipPipeline};
+use crate::results::{
+    BlipComparison, BlipModelResult, CaptionEvalResult, CaptionItemResult, VqaEvalResult,
+    VqaItemResult,
+};
 
 /// Writes a built-in BLIP's FP32 folder into `out` (through a temp folder; an existing `out` is refused).
 pub fn export_builtin(name: &str, out: &Path, sink: &mut dyn FnMut(Event)) -> Result<()> {
-    use crate::models::blip::export::{
-        random_weights, write_folder, BlipDims, TextDims, VisionDims,
-    };
-    use crate::models::blip::{tokenizer, BlipConfig};
-    match name {
-        "blip-base-shape" => {}
-        "blip-easyvqa" => anyhow::bail!("blip-easyvqa is not trained yet (see the BLIP issue)"),
-        _ => anyhow::bail!(
-            "unknown built-in BLIP `{name}` (built-in: {})",
-            BUILTIN_BLIP.join(", ")
-        ),
-    }
-    anyhow::ensure!(!out.exists(), "{}: already exists", out.display());
-    let dims = BlipDims {
-        vision: VisionDims::BASE,
-        text: TextDims::BASE,
-    };
-    sink(Event::Note(format!(
-        "export {name}: seeded random weights at blip-vqa-base's size ({} parameters) ...",
-        dims.parameters()
-            .iter()
-            .map(|(_, d)| d.iter().product::<usize>())
-            .sum::<usize>()
-    )));
-    let weights = random_weights(&dims.parameters(), 0);
-    // Placeholder words fill the vocabulary: with random weights no word means anything.
-    let words: Vec<String> = (0..dims.text.vocab - tokenizer::SPECIAL.len())
-        .map(|i| format!("w{i}"))
-        .collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    let tok = tokenizer::wordpiece(&words).map_err(anyhow::Error::msg)?;
-    let config = BlipConfig {
-        bos_token_id: 4,
-        sep_token_id: 3,
-        ..Default::default()
-    };
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".export-")
-        .tempdir_in(parent)
-        .with_context(|| parent.display().to_string())?;
-    write_folder(tmp.path(), &dims, &weights, &tok, &config)?;
-    std::fs::rename(tmp.keep(), out).with_context(|| out.display().to_string())?;
+    builtin::export_builtin(name, out, &mut |m| sink(Event::Note(m.to_string())))?;
     sink(Event::Note(format!("export {name}: {}", out.display())));
     Ok(())
 }
@@ -173,13 +131,200 @@ pub fn evaluate_captions(
     })
 }
 
-pub fn open_blip(spec: &str, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Result<BlipPipeline> {
-    ctx.init_runtime(sink)?;
+/// The folder of a BLIP spec: a built-in's (written into the cache on first use) or the given folder.
+pub fn blip_dir(spec: &str, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Result<PathBuf> {
+    if builtin::BUILTIN_BLIP.contains(&spec) {
+        return builtin::ensure_builtin(spec, &ctx.cache, &mut |m| {
+            sink(Event::Note(m.to_string()))
+        });
+    }
     let dir = Path::new(spec);
     anyhow::ensure!(
         dir.is_dir(),
-        "unknown BLIP model `{spec}`: give a folder with vision_model.onnx, text_encoder.onnx, text_decoder_with_past.onnx and tokenizer.json (built-in BLIP models are not available yet)"
+        "unknown BLIP model `{spec}`: give a built-in name ({}) or a folder with vision_model.onnx, text_encoder.onnx, text_decoder_with_past.onnx, tokenizer.json and blip.json",
+        builtin::BUILTIN_BLIP.join(", ")
     );
-    let model = BlipModel::open(dir, ctx.threads).with_context(|| format!("BLIP model {spec}"))?;
+    Ok(dir.to_path_buf())
+}
+
+pub fn open_blip(spec: &str, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Result<BlipPipeline> {
+    ctx.init_runtime(sink)?;
+    let dir = blip_dir(spec, ctx, sink)?;
+    let model = BlipModel::open(&dir, ctx.threads).with_context(|| format!("BLIP model {spec}"))?;
     Ok(BlipPipeline::new(model))
+}
+
+/// Whether an experiment entry names a BLIP (a built-in BLIP or a folder in BLIP's layout).
+pub fn is_blip(spec: &str) -> bool {
+    builtin::BUILTIN_BLIP.contains(&spec)
+        || Path::new(spec)
+            .join(crate::models::blip::model::VISION_FILE)
+            .is_file()
+}
+
+/// The VQA and caption manifests of an entry.
+fn manifests(
+    entry: &ModelEntry,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<(PathBuf, Option<PathBuf>)> {
+    if entry.dataset == Path::new(EASY_VQA_TEST) {
+        let split = easy_vqa::prepare(&ctx.cache, easy_vqa::Split::Test, &mut |m| {
+            sink(Event::Note(m.to_string()))
+        })?;
+        return Ok((split.vqa, entry.captions.clone().or(Some(split.captions))));
+    }
+    Ok((entry.dataset.clone(), entry.captions.clone()))
+}
+
+fn latency_progress(
+    model: &str,
+    arms: &[Opened<BlipPipeline>],
+    done: usize,
+    total: usize,
+    sink: &mut dyn FnMut(Event),
+) {
+    let variants: Vec<&str> = arms.iter().map(|a| a.variant.as_str()).collect();
+    sink(Event::Progress {
+        task: Task::new(model, &variants),
+        stage: Stage::MeasureEndToEnd,
+        done,
+        total,
+    });
+}
+
+/// Every variant of a BLIP entry: sizes, then answer and caption latency interleaved across the
+/// variants (A B A B …, as for Whisper), then accuracy on the whole manifests (`limit` items).
+pub fn run_blip_entry(
+    entry: &ModelEntry,
+    measure: &MeasureConfig,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<Vec<BlipModelResult>> {
+    let (vqa_manifest, caption_manifest) = manifests(entry, ctx, sink)?;
+    let questions = load_vqa(&vqa_manifest)?;
+    let captions = match &caption_manifest {
+        Some(c) => load_captions(c)?,
+        None => Vec::new(),
+    };
+    let n = entry.latency_samples.max(1);
+    let vqa_samples: Vec<(image::RgbImage, String)> = questions
+        .iter()
+        .take(n)
+        .map(|q| Ok((load_rgb(&q.image)?, q.question.clone())))
+        .collect::<Result<_>>()?;
+    // Captions are timed on the caption manifest's images, else on the VQA images.
+    let caption_images: Vec<image::RgbImage> = if captions.is_empty() {
+        vqa_samples.iter().map(|(i, _)| i.clone()).collect()
+    } else {
+        captions
+            .iter()
+            .take(n)
+            .map(|c| Ok(load_rgb(&c.image)?))
+            .collect::<Result<_>>()?
+    };
+    let setup = entry.quant_setup();
+    let mut arms = Vec::new();
+    for variant in entry.variants() {
+        arms.push(open_blip_variant(
+            &entry.model,
+            &variant,
+            &setup,
+            ctx,
+            sink,
+        )?);
+    }
+    let name = arms[0].model.name.clone();
+    let random = builtin::has_random_weights(&entry.model);
+
+    let total = vqa_samples.len() + caption_images.len();
+    for _ in 0..measure.warmup {
+        for arm in arms.iter_mut() {
+            arm.pipeline.answer(&vqa_samples[0].0, &vqa_samples[0].1)?;
+            arm.pipeline.caption(&caption_images[0])?;
+        }
+    }
+    let mut vqa_runs = vec![Vec::new(); arms.len()];
+    let mut caption_runs = vec![Vec::new(); arms.len()];
+    for (i, (image, question)) in vqa_samples.iter().enumerate() {
+        ctx.cancel.check()?;
+        for (arm, runs) in arms.iter_mut().zip(&mut vqa_runs) {
+            let a = arm.pipeline.answer(image, question)?;
+            runs.push(a.total.as_secs_f64() * 1e3);
+        }
+        latency_progress(&name, &arms, i + 1, total, sink);
+    }
+    for (i, image) in caption_images.iter().enumerate() {
+        ctx.cancel.check()?;
+        for (arm, runs) in arms.iter_mut().zip(&mut caption_runs) {
+            let c = arm.pipeline.caption(image)?;
+            runs.push(c.total.as_secs_f64() * 1e3);
+        }
+        latency_progress(&name, &arms, vqa_samples.len() + i + 1, total, sink);
+    }
+
+    let mut accuracy = Vec::new();
+    for arm in arms.iter_mut() {
+        ctx.cancel.check()?;
+        if random {
+            accuracy.push((None, None));
+            continue;
+        }
+        let label = format!("{name} {}", arm.variant);
+        let vqa = evaluate_vqa(&mut arm.pipeline, &label, &vqa_manifest, entry.limit, sink)?;
+        let caps = match &caption_manifest {
+            Some(c) => Some(evaluate_captions(
+                &mut arm.pipeline,
+                &label,
+                c,
+                entry.limit,
+                sink,
+            )?),
+            None => None,
+        };
+        accuracy.push((Some(vqa), caps));
+    }
+
+    let bytes = |a: &Opened<BlipPipeline>| a.parts.iter().map(|p| p.bytes).sum::<u64>() as f64;
+    let base = 0; // entry.variants() puts FP32 first
+    let mut rows = Vec::new();
+    for (i, arm) in arms.iter().enumerate() {
+        let (vqa, caps) = accuracy[i].clone();
+        let vs_fp32 = (i != base).then(|| {
+            let drop = |f: &dyn Fn(usize) -> Option<f64>| Some((f(base)? - f(i)?) * 100.0);
+            BlipComparison {
+                vqa_speedup: paired_speedup(&vqa_runs[base], &vqa_runs[i]),
+                caption_speedup: paired_speedup(&caption_runs[base], &caption_runs[i]),
+                vqa_accuracy_drop_points: drop(&|k| accuracy[k].0.as_ref().map(|r| r.accuracy)),
+                caption_exact_match_drop_points: drop(&|k| {
+                    accuracy[k].1.as_ref().map(|r| r.exact_match)
+                }),
+                size_ratio: bytes(arm) / bytes(&arms[base]),
+            }
+        });
+        let verdicts = vs_fp32
+            .as_ref()
+            .map(|c| c.verdicts(&entry.thresholds))
+            .unwrap_or_default();
+        rows.push(BlipModelResult {
+            model: name.clone(),
+            variant: arm.variant.clone(),
+            source_sha256: arm.model.source_sha256.clone(),
+            parts: arm.parts.clone(),
+            threads: ctx.threads,
+            warmup: measure.warmup,
+            vqa_latency_ms: Summary::of(&vqa_runs[i]).expect("samples >= 1"),
+            caption_latency_ms: Summary::of(&caption_runs[i]).expect("samples >= 1"),
+            vqa_runs_ms: vqa_runs[i].clone(),
+            caption_runs_ms: caption_runs[i].clone(),
+            latency_dataset: vqa_manifest.display().to_string(),
+            accuracy_na: random.then(|| "n/a (random weights)".to_string()),
+            vqa,
+            captions: caps,
+            quantization: arm.quantization.clone(),
+            vs_fp32,
+            verdicts,
+        });
+    }
+    Ok(rows)
 }

@@ -1,7 +1,8 @@
 //! Calibration from the pipeline itself: the float model, with the activations to quantize exposed as extra
-//! outputs, transcribes the calibration clips; the encoder sees their features, the decoders the tokens
-//! the float model produces (as the seed collects `decoder_calibration_data`). With SmoothQuant this runs
-//! twice: once to choose the smoothing factors, once on the smoothed float model for the ranges.
+//! outputs, transcribes the calibration clips (Whisper) or answers the calibration questions (BLIP); each
+//! graph sees what it sees in use, the decoders the tokens the float model produces (as the seed collects
+//! `decoder_calibration_data`). With SmoothQuant this runs twice: once to choose the smoothing factors,
+//! once on the smoothed float model for the ranges.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::{Context, Event, Stage, Task};
 use crate::data::{audio, manifest};
+use crate::models::blip::{BlipModel, BlipPipeline};
 use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 use crate::quant::calib::TensorStats;
 use crate::quant::{instrument_folder, observe, smooth_folder, Calibration, QuantOptions};
@@ -18,12 +20,21 @@ use crate::quant::{instrument_folder, observe, smooth_folder, Calibration, Quant
 /// Used when no calibration manifest is given and this file exists (relative to the working directory).
 pub const DEFAULT_CALIBRATION: &str = "datasets/speech-calib/manifest.jsonl";
 
-/// The clips calibration runs on: a seeded choice of `size` items from a manifest, and a hash that
-/// identifies them (manifest, chosen audio files in order, size, seed).
+/// What calibration runs the model on.
+#[derive(Debug, Clone)]
+pub enum CalibrationItems {
+    /// Audio files to transcribe.
+    Speech(Vec<PathBuf>),
+    /// Images and questions to answer.
+    Vqa(Vec<(PathBuf, String)>),
+}
+
+/// The items calibration runs on: a seeded choice of `size` items from a manifest, and a hash that
+/// identifies them (manifest, chosen files and questions in order, size, seed).
 #[derive(Debug, Clone)]
 pub struct CalibrationSet {
     pub manifest: PathBuf,
-    pub clips: Vec<PathBuf>,
+    pub items: CalibrationItems,
     pub sha256: String,
 }
 
@@ -39,18 +50,55 @@ impl CalibrationSet {
         if size == 0 {
             bail!("{}: calibration size is 0", path.display());
         }
-        let items = manifest::load_speech(&path)?;
-        let chosen = choose(items.len(), size, seed);
-        let clips: Vec<PathBuf> = chosen.iter().map(|&i| items[i].audio.clone()).collect();
         let mut lines = vec![format!("size={size} seed={seed}")];
-        for c in &clips {
-            lines.push(crate::fsutil::sha256_file(c).with_context(|| c.display().to_string())?);
-        }
+        let sha = |file: &Path| -> Result<String> {
+            crate::fsutil::sha256_file(file).with_context(|| file.display().to_string())
+        };
+        let items = match manifest::kind_of(&path)? {
+            manifest::ManifestKind::Speech => {
+                let all = manifest::load_speech(&path)?;
+                let clips: Vec<PathBuf> = choose(all.len(), size, seed)
+                    .iter()
+                    .map(|&i| all[i].audio.clone())
+                    .collect();
+                for c in &clips {
+                    lines.push(sha(c)?);
+                }
+                CalibrationItems::Speech(clips)
+            }
+            manifest::ManifestKind::Vqa => {
+                let all = manifest::load_vqa(&path)?;
+                let chosen: Vec<(PathBuf, String)> = choose(all.len(), size, seed)
+                    .iter()
+                    .map(|&i| (all[i].image.clone(), all[i].question.clone()))
+                    .collect();
+                for (image, question) in &chosen {
+                    lines.push(sha(image)?);
+                    lines.push(question.clone());
+                }
+                CalibrationItems::Vqa(chosen)
+            }
+            manifest::ManifestKind::Captions => bail!(
+                "{}: a caption manifest; calibration needs speech or VQA items",
+                path.display()
+            ),
+        };
         Ok(CalibrationSet {
             manifest: path,
-            clips,
+            items,
             sha256: crate::fsutil::sha256_bytes(lines.join("\n").as_bytes()),
         })
+    }
+
+    pub fn len(&self) -> usize {
+        match &self.items {
+            CalibrationItems::Speech(v) => v.len(),
+            CalibrationItems::Vqa(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -99,11 +147,9 @@ fn collect(
             })
             .collect(),
     ));
-    let model = WhisperModel::open(work.path(), ctx.threads)
-        .context("the instrumented model does not load")?;
-    let mut pipeline = Pipeline::new(model, DecodeOptions::default());
+    copy_other_graphs(dir, work.path(), files)?;
     let sink_stats = Arc::clone(&stats);
-    pipeline.observer = Some(Box::new(move |file, outputs| {
+    let observer = Box::new(move |file: &str, outputs: &ort::session::SessionOutputs| {
         let mut all = sink_stats
             .lock()
             .map_err(|_| "statistics lock poisoned".to_string())?;
@@ -122,9 +168,9 @@ fn collect(
             }
         }
         Ok(())
-    }));
-    let total = set.clips.len();
-    for (i, clip) in set.clips.iter().enumerate() {
+    });
+    let total = set.len();
+    let mut step = |i: usize| -> Result<()> {
         ctx.cancel.check()?;
         sink(Event::Progress {
             task: task.clone(),
@@ -132,18 +178,37 @@ fn collect(
             done: i,
             total,
         });
-        let audio = audio::load_16k(clip)?;
-        pipeline
-            .transcribe(&audio.samples)
-            .with_context(|| format!("calibration on {}", clip.display()))?;
+        Ok(())
+    };
+    match &set.items {
+        CalibrationItems::Speech(clips) => {
+            let model = WhisperModel::open(work.path(), ctx.threads)
+                .context("the instrumented model does not load")?;
+            let mut pipeline = Pipeline::new(model, DecodeOptions::default());
+            pipeline.observer = Some(observer);
+            for (i, clip) in clips.iter().enumerate() {
+                step(i)?;
+                let audio = audio::load_16k(clip)?;
+                pipeline
+                    .transcribe(&audio.samples)
+                    .with_context(|| format!("calibration on {}", clip.display()))?;
+            }
+        }
+        CalibrationItems::Vqa(questions) => {
+            let model = BlipModel::open(work.path(), ctx.threads)
+                .context("the instrumented model does not load")?;
+            let mut pipeline = BlipPipeline::new(model);
+            pipeline.observer = Some(observer);
+            for (i, (image, question)) in questions.iter().enumerate() {
+                step(i)?;
+                let rgb = crate::data::image::load_rgb(image)?;
+                pipeline
+                    .answer(&rgb, question)
+                    .with_context(|| format!("calibration on {} ({question})", image.display()))?;
+            }
+        }
     }
-    sink(Event::Progress {
-        task: task.clone(),
-        stage: Stage::Calibrate,
-        done: total,
-        total,
-    });
-    drop(pipeline);
+    step(total)?;
     let stats = Arc::try_unwrap(stats)
         .map_err(|_| anyhow::anyhow!("calibration statistics still shared"))?
         .into_inner()
@@ -161,6 +226,17 @@ fn collect(
         .collect())
 }
 
+/// Copies the graphs of `src` not in `files` (parts another recipe handles, which still have to run).
+fn copy_other_graphs(src: &Path, dst: &Path, files: &[&str]) -> Result<()> {
+    for file in crate::models::graph_files(src) {
+        if !files.contains(&file) {
+            std::fs::copy(src.join(file), dst.join(file))
+                .with_context(|| src.join(file).display().to_string())?;
+        }
+    }
+    Ok(())
+}
+
 /// Calibrates the float folder `fp32_dir`. Returns the folder to quantize (the float model itself, or its
 /// smoothed copy inside `work`) and the statistics taken on it.
 pub fn calibrate(
@@ -173,11 +249,15 @@ pub fn calibrate(
     sink: &mut dyn FnMut(Event),
 ) -> Result<(PathBuf, Calibration)> {
     let start = std::time::Instant::now();
-    let files = crate::models::whisper::model::graph_files(fp32_dir);
+    // Only the graphs the recipe quantizes statically are calibrated.
+    let files: Vec<&str> = crate::models::graph_files(fp32_dir)
+        .into_iter()
+        .filter(|f| options.recipe.for_file(f) == crate::quant::Recipe::Static)
+        .collect();
     let files = files.as_slice();
     sink(Event::Note(format!(
-        "calibrate {task}: {} clips from {}",
-        set.clips.len(),
+        "calibrate {task}: {} items from {}",
+        set.len(),
         set.manifest.display()
     )));
     let first = collect(fp32_dir, files, options, set, task, ctx, sink)?;
@@ -194,6 +274,7 @@ pub fn calibrate(
             std::fs::create_dir_all(&smoothed).with_context(|| smoothed.display().to_string())?;
             let reports =
                 smooth_folder(fp32_dir, &smoothed, files, &first, alpha, &options.ignored)?;
+            copy_other_graphs(fp32_dir, &smoothed, files)?;
             sink(Event::Progress {
                 task: task.clone(),
                 stage: Stage::Smooth,
@@ -209,7 +290,7 @@ pub fn calibrate(
         Calibration {
             stats,
             sha256: set.sha256.clone(),
-            clips: set.clips.len(),
+            clips: set.len(),
             origin: Some(fp32_dir.to_path_buf()),
             seconds: start.elapsed().as_secs_f64(),
             smoothing,

@@ -324,7 +324,7 @@ fn series_done(
 }
 
 /// Median of the per-pair ratios baseline / variant (pairs = same run index, same utterance and pass).
-fn paired_speedup(baseline: &[f64], variant: &[f64]) -> f64 {
+pub(super) fn paired_speedup(baseline: &[f64], variant: &[f64]) -> f64 {
     let ratios: Vec<f64> = baseline.iter().zip(variant).map(|(b, v)| b / v).collect();
     Summary::of(&ratios).map_or(f64::NAN, |s| s.median)
 }
@@ -351,7 +351,12 @@ pub fn run_experiment(
     let started = chrono::Utc::now();
     ctx.init_runtime(sink)?;
     let mut models = Vec::new();
+    let mut blip = Vec::new();
     for entry in &exp.models {
+        if super::blip::is_blip(&entry.model) {
+            blip.extend(super::blip::run_blip_entry(entry, &exp.measure, ctx, sink)?);
+            continue;
+        }
         let items = load_items(&entry.dataset, entry.limit)?;
         let clips = decode_all(&items)?;
         let dataset_sha256 = dataset_sha256(&entry.dataset, &items)?;
@@ -426,13 +431,9 @@ pub fn run_experiment(
             models.push(row);
         }
     }
-    Ok(experiment_result(
-        exp,
-        config_file,
-        ctx.threads,
-        started,
-        models,
-    ))
+    let mut result = experiment_result(exp, config_file, ctx.threads, started, models);
+    result.blip = blip;
+    Ok(result)
 }
 
 /// The outcome of `exp` from the rows measured since `started` (also what the TUI saves mid-session).
@@ -451,5 +452,6 @@ pub fn experiment_result(
         environment: super::environment(threads),
         settings_changed: Vec::new(),
         models,
+        blip: Vec::new(),
     }
 }

@@ -7,6 +7,7 @@ use anyhow::{bail, Context as _, Result};
 
 use super::calibrate::{calibrate, CalibrationSet};
 use super::{Context, Event, Stage, Task};
+use crate::models::blip::{BlipModel, BlipPipeline};
 use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 use crate::models::{resolve, ResolvedModel};
 use crate::quant::{
@@ -37,13 +38,32 @@ impl QuantSetup {
         }
     }
 
-    /// The calibration clips, for recipes that need them.
-    fn calibration_set(&self, recipe: Recipe) -> Result<Option<CalibrationSet>> {
+    /// The calibration items, for recipes that need them. A BLIP without a calibration manifest calibrates
+    /// on easy-VQA's training split (the seed's 300 VQA training samples).
+    fn calibration_set(
+        &self,
+        recipe: Recipe,
+        fp32: &ResolvedModel,
+        ctx: &Context,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<Option<CalibrationSet>> {
         if !recipe.needs_calibration() {
             return Ok(None);
         }
+        let manifest = match &self.calibration {
+            Some(m) => Some(m.clone()),
+            None if fp32.is_blip() => Some(
+                crate::data::easy_vqa::prepare(
+                    &ctx.cache,
+                    crate::data::easy_vqa::Split::Train,
+                    &mut |m| sink(Event::Note(m.to_string())),
+                )?
+                .vqa,
+            ),
+            None => None,
+        };
         CalibrationSet::load(
-            self.calibration.as_deref(),
+            manifest.as_deref(),
             self.params.calibration_size,
             self.params.seed,
         )
@@ -86,6 +106,21 @@ fn cached_dir(
         ))
 }
 
+/// Runs every graph of the model in `dir` once: Whisper on a second of noise, BLIP on a question about a
+/// grey image.
+fn probe(dir: &Path, blip: bool, threads: usize) -> Result<()> {
+    if blip {
+        let model = BlipModel::open(dir, threads)?;
+        let side = model.config.image_size;
+        let image = image::RgbImage::from_pixel(side, side, image::Rgb([128, 128, 128]));
+        BlipPipeline::new(model).answer(&image, "what is in the image?")?;
+    } else {
+        let model = WhisperModel::open(dir, threads)?;
+        Pipeline::new(model, DecodeOptions::default()).transcribe(&probe_audio())?;
+    }
+    Ok(())
+}
+
 /// One second of seeded low-level noise: enough to run every graph of the pipeline once.
 fn probe_audio() -> Vec<f32> {
     let mut state = 0x2545_f491_u32;
@@ -112,7 +147,7 @@ pub fn quantize(
     ctx.init_runtime(sink)?;
     let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
     let options = setup.options(recipe);
-    let set = setup.calibration_set(recipe)?;
+    let set = setup.calibration_set(recipe, &fp32, ctx, sink)?;
     let dst = match out {
         Some(o) => o.to_path_buf(),
         None => cached_dir(ctx, &fp32, &options, set.as_ref()),
@@ -141,7 +176,7 @@ fn build(
         .prefix(".quantize-")
         .tempdir_in(parent)
         .with_context(|| parent.display().to_string())?;
-    let files = crate::models::whisper::model::graph_files(&fp32.onnx_dir);
+    let files = crate::models::graph_files(&fp32.onnx_dir);
     let task = Task::new(&fp32.name, &[options.recipe.name()]);
     let work = tempfile::Builder::new()
         .prefix(".work-")
@@ -184,11 +219,7 @@ fn build(
         "quantize {}: checking the INT8 model runs ...",
         fp32.name
     )));
-    let model =
-        WhisperModel::open(tmp.path(), ctx.threads).context("the quantized model does not load")?;
-    Pipeline::new(model, DecodeOptions::default())
-        .transcribe(&probe_audio())
-        .context("the quantized model does not run")?;
+    probe(tmp.path(), fp32.is_blip(), ctx.threads).context("the quantized model does not run")?;
     if dst.exists() {
         std::fs::remove_dir_all(dst).with_context(|| dst.display().to_string())?;
     }
@@ -209,7 +240,7 @@ fn read_sidecar(dir: &Path) -> Result<Option<QuantSummary>> {
 
 /// Size and sha256 of each graph of a model folder.
 fn part_sizes(dir: &Path) -> Result<Vec<PartSize>> {
-    crate::models::whisper::model::graph_files(dir)
+    crate::models::graph_files(dir)
         .into_iter()
         .map(|f| {
             let p = dir.join(f);
@@ -225,8 +256,8 @@ fn part_sizes(dir: &Path) -> Result<Vec<PartSize>> {
 }
 
 /// A model opened in one variant, with what it is.
-pub struct Opened {
-    pub pipeline: Pipeline,
+pub struct Opened<P = Pipeline> {
+    pub pipeline: P,
     pub model: ResolvedModel,
     pub variant: String,
     pub onnx_dir: PathBuf,
@@ -243,6 +274,35 @@ pub fn open_variant(
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<Opened> {
+    open_with(spec, variant, setup, ctx, sink, |dir, threads| {
+        Ok(Pipeline::new(
+            WhisperModel::open(dir, threads)?,
+            DecodeOptions::default(),
+        ))
+    })
+}
+
+/// As `open_variant`, for a BLIP.
+pub fn open_blip_variant(
+    spec: &str,
+    variant: &str,
+    setup: &QuantSetup,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<Opened<BlipPipeline>> {
+    open_with(spec, variant, setup, ctx, sink, |dir, threads| {
+        Ok(BlipPipeline::new(BlipModel::open(dir, threads)?))
+    })
+}
+
+fn open_with<P>(
+    spec: &str,
+    variant: &str,
+    setup: &QuantSetup,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+    open: impl FnOnce(&Path, usize) -> Result<P>,
+) -> Result<Opened<P>> {
     ctx.init_runtime(sink)?;
     let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
     let (dir, quantization, variant) = if variant == BASELINE {
@@ -253,7 +313,7 @@ pub fn open_variant(
     } else {
         let recipe = Recipe::parse(variant)?;
         let options = setup.options(recipe);
-        let set = setup.calibration_set(recipe)?;
+        let set = setup.calibration_set(recipe, &fp32, ctx, sink)?;
         let dir = cached_dir(ctx, &fp32, &options, set.as_ref());
         let summary = match read_sidecar(&dir)? {
             Some(s) => s,
@@ -267,7 +327,7 @@ pub fn open_variant(
         done: 0,
         total: 1,
     });
-    let model = WhisperModel::open(&dir, ctx.threads)?;
+    let pipeline = open(&dir, ctx.threads)?;
     let parts = part_sizes(&dir)?;
     sink(Event::Opened {
         model: fp32.name.clone(),
@@ -276,7 +336,7 @@ pub fn open_variant(
         quantization: quantization.clone(),
     });
     Ok(Opened {
-        pipeline: Pipeline::new(model, DecodeOptions::default()),
+        pipeline,
         model: fp32,
         variant,
         onnx_dir: dir,

@@ -14,9 +14,9 @@ pub const BUILTIN_WHISPER: &[&str] = &["whisper-tiny.en", "whisper-base"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResolveError {
-    #[error("unknown model `{0}`: give a built-in name ({names}) or a path to a model folder", names = BUILTIN_WHISPER.join(", "))]
+    #[error("unknown model `{0}`: give a built-in name ({names}, {blip}) or a path to a model folder", names = BUILTIN_WHISPER.join(", "), blip = blip::builtin::BUILTIN_BLIP.join(", "))]
     Unknown(String),
-    #[error("{0}: not a model folder (expected optimum's encoder_model.onnx/decoder_model.onnx/decoder_with_past_model.onnx, or a CTranslate2 model.bin)")]
+    #[error("{0}: not a model folder (expected optimum's encoder_model.onnx/decoder_model.onnx/decoder_with_past_model.onnx, a CTranslate2 model.bin, or BLIP's vision_model.onnx/text_encoder.onnx/text_decoder_with_past.onnx)")]
     NotAModel(PathBuf),
     #[error(transparent)]
     Asset(#[from] crate::assets::AssetError),
@@ -24,6 +24,21 @@ pub enum ResolveError {
     Export(#[from] whisper::export::ExportError),
     #[error("{path}: {what}")]
     Io { path: PathBuf, what: String },
+    #[error("{0}")]
+    Builtin(String),
+}
+
+/// Sees every graph run's outputs (by graph file name): how calibration reads the activations it exposed.
+pub type Observer =
+    Box<dyn FnMut(&str, &ort::session::SessionOutputs) -> Result<(), String> + Send>;
+
+/// The graph files of a model folder: BLIP's three, or the Whisper graphs present.
+pub fn graph_files(dir: &Path) -> Vec<&'static str> {
+    if dir.join(blip::model::VISION_FILE).is_file() {
+        blip::model::GRAPH_FILES.to_vec()
+    } else {
+        whisper::model::graph_files(dir)
+    }
 }
 
 /// A model folder ready for the pipeline, with where it came from.
@@ -31,13 +46,20 @@ pub enum ResolveError {
 pub struct ResolvedModel {
     pub name: String,
     pub onnx_dir: PathBuf,
-    /// sha256 of the source weights (CT2 model.bin), or of the encoder graph for ONNX folders.
+    /// sha256 of the source weights (CT2 model.bin), or of the encoder graph for ONNX folders (of the three
+    /// graphs' hashes for BLIP).
     pub source_sha256: String,
+}
+
+impl ResolvedModel {
+    pub fn is_blip(&self) -> bool {
+        self.onnx_dir.join(blip::model::VISION_FILE).is_file()
+    }
 }
 
 /// The name results carry for a model spec: a built-in's own name, else the folder's name.
 pub fn display_name(spec: &str) -> String {
-    if BUILTIN_WHISPER.contains(&spec) {
+    if BUILTIN_WHISPER.contains(&spec) || blip::builtin::BUILTIN_BLIP.contains(&spec) {
         return spec.to_string();
     }
     Path::new(spec)
@@ -63,11 +85,19 @@ pub fn resolve(
             source_sha256: sha,
         });
     }
+    if blip::builtin::BUILTIN_BLIP.contains(&spec) {
+        let dir = blip::builtin::ensure_builtin(spec, cache, progress)
+            .map_err(|e| ResolveError::Builtin(format!("{e:#}")))?;
+        return blip_model(spec.to_string(), &dir);
+    }
     let path = Path::new(spec);
     if !path.exists() {
         return Err(ResolveError::Unknown(spec.to_string()));
     }
     let name = display_name(spec);
+    if path.join(blip::model::VISION_FILE).is_file() {
+        return blip_model(name, path);
+    }
     if path.join(whisper::model::ENCODER_FILE).is_file() {
         return Ok(ResolvedModel {
             name,
@@ -89,6 +119,18 @@ pub fn resolve(
         });
     }
     Err(ResolveError::NotAModel(path.to_path_buf()))
+}
+
+fn blip_model(name: String, dir: &Path) -> Result<ResolvedModel, ResolveError> {
+    let mut shas = String::new();
+    for file in blip::model::GRAPH_FILES {
+        shas += &sha_of(&dir.join(file))?;
+    }
+    Ok(ResolvedModel {
+        name,
+        onnx_dir: dir.to_path_buf(),
+        source_sha256: crate::fsutil::sha256_bytes(shas.as_bytes()),
+    })
 }
 
 fn sha_of(path: &Path) -> Result<String, ResolveError> {

@@ -49,6 +49,9 @@ pub enum Recipe {
     Weights,
     /// QDQ with activation ranges from calibration (transformer preset, SmoothQuant, bias correction).
     Static,
+    /// The seed notebooks' recipe: static everywhere but the text decoder of a BLIP, whose weights alone are
+    /// compressed (quantizing its activations "leads to significant accuracy loss").
+    Seed,
 }
 
 impl Recipe {
@@ -57,6 +60,7 @@ impl Recipe {
             "dynamic" => Ok(Recipe::Dynamic),
             "weights" => Ok(Recipe::Weights),
             "static" => Ok(Recipe::Static),
+            "seed" => Ok(Recipe::Seed),
             _ => Err(QuantError::UnknownRecipe(s.to_string())),
         }
     }
@@ -66,16 +70,31 @@ impl Recipe {
             Recipe::Dynamic => "dynamic",
             Recipe::Weights => "weights",
             Recipe::Static => "static",
+            Recipe::Seed => "seed",
         }
     }
 
     pub fn needs_calibration(self) -> bool {
-        self == Recipe::Static
+        matches!(self, Recipe::Static | Recipe::Seed)
+    }
+
+    /// The recipe a graph file gets: Seed splits into static and weight-only by part.
+    pub fn for_file(self, file: &str) -> Recipe {
+        match self {
+            Recipe::Seed if file.starts_with("text_decoder") => Recipe::Weights,
+            Recipe::Seed => Recipe::Static,
+            r => r,
+        }
     }
 
     /// The parameters recorded with every output.
     pub fn parameters(self) -> serde_json::Value {
         match self {
+            Recipe::Seed => serde_json::json!({
+                "parts": "static for the vision model, the text encoder and every Whisper graph; weights for a BLIP text decoder",
+                "static": Recipe::Static.parameters(),
+                "weights": Recipe::Weights.parameters(),
+            }),
             Recipe::Static => serde_json::json!({
                 "weights": "int8, symmetric, per output channel (scale = max|w| / 127, zero point 0)",
                 "activations": "uint8, asymmetric, per tensor, range from calibration (QuantizeLinear)",
@@ -133,8 +152,8 @@ impl IgnoredScope {
     }
 }
 
-/// SmoothQuant's migration strength per model part (graphs whose file name starts with `encoder` are the
-/// encoder; the others the decoder).
+/// SmoothQuant's migration strength per model part: the encoder side (Whisper's `encoder*` graphs, BLIP's
+/// vision model and text encoder) and the decoder side (the other graphs).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SmoothAlpha {
@@ -147,7 +166,10 @@ pub struct SmoothAlpha {
 impl SmoothAlpha {
     /// α for a graph file; `None` leaves that part unsmoothed.
     pub fn for_file(&self, file: &str) -> Option<f32> {
-        if file.starts_with("encoder") {
+        if ["encoder", "vision_model", "text_encoder"]
+            .iter()
+            .any(|p| file.starts_with(p))
+        {
             self.encoder
         } else {
             self.decoder
@@ -168,6 +190,21 @@ pub struct StaticParams {
     /// How many calibration clips are used (a seeded choice from the calibration manifest).
     pub calibration_size: usize,
     pub seed: u64,
+}
+
+impl StaticParams {
+    /// The seed's BLIP recipe: 300 calibration samples and SmoothQuant (α 0.5) on the vision model and the
+    /// text encoder.
+    pub fn seed() -> Self {
+        StaticParams {
+            smooth_quant: Some(SmoothAlpha {
+                encoder: Some(0.5),
+                decoder: None,
+            }),
+            calibration_size: 300,
+            ..Default::default()
+        }
+    }
 }
 
 impl Default for StaticParams {
@@ -219,7 +256,7 @@ impl QuantOptions {
     /// Everything that determines the output, as recorded in the sidecar (and hashed into cache names).
     pub fn parameters(&self) -> serde_json::Value {
         let mut p = self.recipe.parameters();
-        if self.recipe == Recipe::Static {
+        if self.recipe.needs_calibration() {
             p["static"] = serde_json::to_value(&self.params).expect("params serialise");
         }
         p
@@ -249,6 +286,9 @@ pub struct OpCount {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PartSummary {
     pub file: String,
+    /// The recipe this graph got (parts differ under `seed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipe: Option<Recipe>,
     pub ops: BTreeMap<String, OpCount>,
     pub left_in_float: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -432,7 +472,8 @@ pub fn quantize_folder(
                 *seen |= g.node.iter().any(|n| n.name() == name);
             }
         }
-        let (rewrite, bias_corrected) = match (recipe, calibration) {
+        let part_recipe = recipe.for_file(file);
+        let (rewrite, bias_corrected) = match (part_recipe, calibration) {
             (Recipe::Dynamic, _) => (
                 int8::rewrite(&mut model, int8::MatMulMode::Dynamic, &ignored)?,
                 None,
@@ -453,10 +494,12 @@ pub fn quantize_folder(
                 (r, Some(corrected))
             }
             (Recipe::Static, None) => unreachable!("checked above"),
+            (Recipe::Seed, _) => unreachable!("split by for_file"),
         };
         rewritten.push((file, model));
         parts.push(PartSummary {
             file: file.to_string(),
+            recipe: Some(part_recipe),
             ops: rewrite.ops,
             left_in_float: rewrite.skipped,
             smoothing: calibration.and_then(|c| c.smoothing.get(*file).cloned()),

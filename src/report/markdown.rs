@@ -2,7 +2,7 @@ use std::fmt::Write;
 
 use super::Exporter;
 use crate::measure::stats::Summary;
-use crate::results::{ExperimentResult, ModelResult};
+use crate::results::{BlipModelResult, ExperimentResult, ModelResult, PartSize, Verdict};
 
 pub struct Markdown;
 
@@ -22,10 +22,10 @@ fn stats_row(name: &str, s: &Summary) -> String {
 }
 
 /// ✓ when every threshold passed, ✗ when one failed (with a word, for readers without colour), — when none set.
-fn gate(r: &ModelResult) -> &'static str {
-    if r.verdicts.is_empty() {
+fn gate(verdicts: &[Verdict]) -> &'static str {
+    if verdicts.is_empty() {
         "—"
-    } else if r.verdicts.iter().all(|v| v.pass) {
+    } else if verdicts.iter().all(|v| v.pass) {
         "✓ pass"
     } else {
         "✗ FAIL"
@@ -72,7 +72,7 @@ fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
             pct(r.accuracy.wer),
             c.map_or("—".to_string(), |c| format!("{:+.2}", c.wer_drop_points)),
             quantized,
-            gate(r),
+            gate(&r.verdicts),
         );
     }
     let checks: Vec<String> = rows
@@ -90,7 +90,11 @@ fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
     if !checks.is_empty() {
         let _ = writeln!(out, "\nThresholds:\n\n{}", checks.join("\n"));
     }
-    parts_table(out, rows);
+    let parts: Vec<(&str, &[PartSize])> = rows
+        .iter()
+        .map(|r| (r.variant.as_str(), r.parts.as_slice()))
+        .collect();
+    parts_table(out, &parts);
     quantization_notes(out, rows);
     let _ = writeln!(
         out,
@@ -101,17 +105,17 @@ fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
 }
 
 /// Per model part: FP32 size, each variant's size and compression rate (FP32 / INT8).
-fn parts_table(out: &mut String, rows: &[&ModelResult]) {
+fn parts_table(out: &mut String, rows: &[(&str, &[PartSize])]) {
     let base = rows[0];
-    let _ = write!(out, "\n| part | {} |", base.variant);
+    let _ = write!(out, "\n| part | {} |", base.0);
     for r in &rows[1..] {
-        let _ = write!(out, " {} | rate |", r.variant);
+        let _ = write!(out, " {} | rate |", r.0);
     }
     let _ = writeln!(out, "\n|---|---|{}", "---|---|".repeat(rows.len() - 1));
-    for p in &base.parts {
+    for p in base.1 {
         let _ = write!(out, "| {} | {} |", p.part, mb(p.bytes));
         for r in &rows[1..] {
-            match r.parts.iter().find(|q| q.part == p.part) {
+            match r.1.iter().find(|q| q.part == p.part) {
                 Some(q) => {
                     let _ = write!(
                         out,
@@ -320,6 +324,113 @@ impl Exporter for Markdown {
             }
             i += group.len();
         }
+        let mut i = 0;
+        while i < r.blip.len() {
+            let group: Vec<&BlipModelResult> = r.blip[i..]
+                .iter()
+                .take_while(|m| m.model == r.blip[i].model)
+                .collect();
+            blip_section(&mut out, &group);
+            i += group.len();
+        }
         out
     }
+}
+
+/// A BLIP's variants: sizes per part, answer and caption latency with speedups, accuracy and its drop.
+fn blip_section(out: &mut String, rows: &[&BlipModelResult]) {
+    let first = rows[0];
+    let _ = writeln!(out, "## {}: FP32 vs INT8 (BLIP)\n", first.model);
+    let _ = writeln!(
+        out,
+        "Latency: median of {} samples from `{}` per variant, interleaved across variants after {} warm-up \
+         runs, {} threads; a whole `generate_answer` / `generate_caption` (preprocessing, three graphs, greedy \
+         decoding). Speedup: FP32 median / variant median of the paired runs.\n",
+        first.vqa_runs_ms.len(),
+        first.latency_dataset,
+        first.warmup,
+        first.threads
+    );
+    out.push_str(
+        "| variant | size | compression | VQA median ms | VQA × | caption median ms | caption × | \
+         VQA accuracy | drop (pts) | caption exact match | drop (pts) | gate |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let total = |r: &BlipModelResult| r.parts.iter().map(|p| p.bytes).sum::<u64>();
+    for r in rows {
+        let speed = |x: Option<f64>| x.map_or("base".to_string(), |v| format!("{v:.2}×"));
+        let c = r.vs_fp32.as_ref();
+        let points = |x: Option<f64>| match (c, x) {
+            (None, _) => "base".to_string(),
+            (Some(_), Some(v)) => format!("{v:+.2}"),
+            (Some(_), None) => "n/a".to_string(),
+        };
+        let na = r.accuracy_na.as_deref().unwrap_or("—");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.2}× | {:.1} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
+            r.variant,
+            mb(total(r)),
+            total(first) as f64 / total(r).max(1) as f64,
+            r.vqa_latency_ms.median,
+            speed(c.map(|c| c.vqa_speedup)),
+            r.caption_latency_ms.median,
+            speed(c.map(|c| c.caption_speedup)),
+            r.vqa.as_ref().map_or(na.to_string(), |v| pct(v.accuracy)),
+            points(c.and_then(|c| c.vqa_accuracy_drop_points)),
+            r.captions
+                .as_ref()
+                .map_or(na.to_string(), |v| pct(v.exact_match)),
+            points(c.and_then(|c| c.caption_exact_match_drop_points)),
+            gate(&r.verdicts)
+        );
+    }
+    let parts: Vec<(&str, &[PartSize])> = rows
+        .iter()
+        .map(|r| (r.variant.as_str(), r.parts.as_slice()))
+        .collect();
+    parts_table(out, &parts);
+    for r in rows {
+        if let Some(v) = &r.vqa {
+            let types: Vec<String> = v
+                .accuracy_by_type
+                .iter()
+                .map(|(t, a)| format!("{t} {}", pct(*a)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "\n{} {}: VQA accuracy {} on {} questions of `{}` ({}).",
+                r.model,
+                r.variant,
+                pct(v.accuracy),
+                v.n,
+                v.manifest,
+                types.join(", ")
+            );
+        }
+        if let Some(q) = &r.quantization {
+            let recipes: Vec<String> = q
+                .parts
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}: {}",
+                        p.file.trim_end_matches(".onnx"),
+                        p.recipe.map_or(q.recipe.name(), |x| x.name())
+                    )
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "\n{} {}: recipe `{}` ({}), calibration {} items, {:.1} s.",
+                r.model,
+                r.variant,
+                q.recipe.name(),
+                recipes.join(", "),
+                q.calibration_clips.unwrap_or(0),
+                q.seconds
+            );
+        }
+    }
+    out.push('\n');
 }

@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::activation::log_softmax;
@@ -303,19 +303,9 @@ fn write(
     config: &BlipConfig,
     log: &[String],
 ) -> Result<()> {
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".train-blip-")
-        .tempdir_in(parent)?;
-    write_folder(tmp.path(), dims, weights, tok, config)?;
-    std::fs::write(tmp.path().join("training-log.txt"), log.join("\n") + "\n")?;
-    if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| out.display().to_string())?;
-    }
-    std::fs::rename(tmp.keep(), out).with_context(|| out.display().to_string())?;
-    Ok(())
+    quantbench::fsutil::write_dir_atomic(out, |tmp| {
+        write_folder(tmp, dims, weights, tok, config)?;
+        std::fs::write(tmp.join("training-log.txt"), log.join("\n") + "\n")?;
+        Ok(())
+    })
 }

@@ -21,6 +21,8 @@ pub enum GenerateError {
     EmptyQuestion,
     #[error("tokenizer: {0}")]
     Tokenizer(String),
+    #[error("observing {file}: {what}")]
+    Observer { file: &'static str, what: String },
 }
 
 fn run_err(part: &'static str) -> impl Fn(ort::Error) -> GenerateError {
@@ -51,6 +53,8 @@ pub struct Generated {
 
 pub struct BlipPipeline {
     pub model: BlipModel,
+    /// Called with every graph's outputs (calibration).
+    pub observer: Option<crate::models::Observer>,
 }
 
 fn ids_tensor(ids: &[i64], part: &'static str) -> Result<DynValue, GenerateError> {
@@ -80,9 +84,23 @@ fn seq_len(v: &DynValue, part: &'static str, name: &str) -> Result<usize, Genera
     }
 }
 
+fn observe(
+    observer: &mut Option<crate::models::Observer>,
+    file: &'static str,
+    out: &ort::session::SessionOutputs,
+) -> Result<(), GenerateError> {
+    match observer.as_mut() {
+        Some(o) => o(file, out).map_err(|what| GenerateError::Observer { file, what }),
+        None => Ok(()),
+    }
+}
+
 impl BlipPipeline {
     pub fn new(model: BlipModel) -> Self {
-        BlipPipeline { model }
+        BlipPipeline {
+            model,
+            observer: None,
+        }
     }
 
     fn image_embeds(
@@ -100,6 +118,7 @@ impl BlipPipeline {
             .run(ort::inputs! {"pixel_values" => input})
             .map_err(run_err(PART))?;
         *in_ort += t.elapsed();
+        observe(&mut self.observer, super::model::VISION_FILE, &out)?;
         let name = self.model.config.image_embeds.clone();
         out.remove(name.as_str())
             .ok_or_else(|| missing(PART, &name))
@@ -162,6 +181,7 @@ impl BlipPipeline {
             let t = Instant::now();
             let mut out = self.model.decoder.run(inputs).map_err(run_err(PART))?;
             *in_ort += t.elapsed();
+            observe(&mut self.observer, super::model::TEXT_DECODER_FILE, &out)?;
             let logits = out.get("logits").ok_or_else(|| missing(PART, "logits"))?;
             let (shape, data) = logits.try_extract_tensor::<f32>().map_err(run_err(PART))?;
             let vocab = shape.last().copied().unwrap_or(0) as usize;
@@ -245,6 +265,7 @@ impl BlipPipeline {
         let t = Instant::now();
         let mut out = self.model.text_encoder.run(inputs).map_err(run_err(PART))?;
         in_ort += t.elapsed();
+        observe(&mut self.observer, super::model::TEXT_ENCODER_FILE, &out)?;
         let question_embeds = out
             .remove("last_hidden_state")
             .ok_or_else(|| missing(PART, "last_hidden_state"))?;

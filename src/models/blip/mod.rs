@@ -2,6 +2,7 @@
 //! preprocessing, the model folder and its checks, greedy generation. Still to come: the exporter (the
 //! project's trained model and a blip-vqa-base-sized one) and the INT8 recipe.
 
+pub mod builtin;
 pub mod export;
 mod generate;
 pub mod model;

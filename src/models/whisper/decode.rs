@@ -21,8 +21,7 @@ pub enum DecodeError {
 
 /// Sees every graph call's outputs (with the graph's file name): how calibration reads the activations an
 /// instrumented model exposes while it transcribes.
-pub type Observer =
-    Box<dyn FnMut(&str, &ort::session::SessionOutputs) -> Result<(), String> + Send>;
+pub use crate::models::Observer;
 
 fn ort_err(part: &'static str) -> impl Fn(ort::Error) -> DecodeError {
     move |e| DecodeError::Ort {
