@@ -213,4 +213,35 @@ mod tests {
         let e = Experiment::load(&p).unwrap_err().to_string();
         assert!(e.contains("e.toml") && e.contains("bogus"), "{e}");
     }
+
+    #[test]
+    fn blip_entries_name_easy_vqa_and_join_caption_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.toml");
+        std::fs::write(
+            &p,
+            "name = \"x\"\n[[models]]\nmodel = \"blip-easyvqa\"\ndataset = \"easy-vqa:test\"\n\
+             [[models]]\nmodel = \"b\"\ndataset = \"q.jsonl\"\ncaptions = \"c.jsonl\"\nlatency_samples = 7\n",
+        )
+        .unwrap();
+        let e = Experiment::load(&p).unwrap();
+        assert_eq!(e.models[0].dataset, Path::new(EASY_VQA_TEST));
+        assert_eq!(e.models[0].latency_samples, 100);
+        assert_eq!(e.models[1].captions, Some(dir.path().join("c.jsonl")));
+        assert_eq!(e.models[1].latency_samples, 7);
+    }
+
+    #[test]
+    fn the_default_experiment_loads() {
+        let e = Experiment::load(Path::new("quantbench.toml")).unwrap();
+        let models: Vec<&str> = e.models.iter().map(|m| m.model.as_str()).collect();
+        assert_eq!(
+            models,
+            ["whisper-tiny.en", "blip-easyvqa", "blip-base-shape"]
+        );
+        let blip = &e.models[1];
+        assert_eq!(blip.variants(), ["fp32", "seed"]);
+        assert_eq!(blip.static_params.calibration_size, 300);
+        assert_eq!(blip.thresholds.max_accuracy_drop_points, Some(0.5));
+    }
 }

@@ -272,20 +272,22 @@ fn run(cli: Cli) -> Result<Outcome> {
                 };
                 let opened = engine::open_blip_variant(model, variant, &setup, &ctx, &mut sink)?;
                 let mut pipeline = opened.pipeline;
-                let name = match opened.variant.as_str() {
-                    "fp32" => opened.model.name.clone(),
-                    v => format!("{} {v}", opened.model.name),
-                };
+                let (name, variant) = (opened.model.name.clone(), opened.variant.clone());
                 let text = if kind == ManifestKind::Vqa {
-                    let r =
-                        engine::evaluate_vqa(&mut pipeline, &name, manifest, *limit, &mut sink)?;
+                    let r = engine::evaluate_vqa(
+                        &mut pipeline,
+                        (&name, &variant),
+                        manifest,
+                        *limit,
+                        &mut sink,
+                    )?;
                     let types: Vec<String> = r
                         .accuracy_by_type
                         .iter()
                         .map(|(t, a)| format!("{t} {:.2} %", a * 100.0))
                         .collect();
                     println!(
-                        "{name}: VQA accuracy {:.2} %  ({})  n {}  latency median {:.1} ms",
+                        "{name} {variant}: VQA accuracy {:.2} %  ({})  n {}  latency median {:.1} ms",
                         r.accuracy * 100.0,
                         types.join(", "),
                         r.n,
@@ -295,13 +297,13 @@ fn run(cli: Cli) -> Result<Outcome> {
                 } else {
                     let r = engine::evaluate_captions(
                         &mut pipeline,
-                        &name,
+                        (&name, &variant),
                         manifest,
                         *limit,
                         &mut sink,
                     )?;
                     println!(
-                        "{name}: caption exact match {:.2} %  token F1 {:.2} %  n {}  latency median {:.1} ms",
+                        "{name} {variant}: caption exact match {:.2} %  token F1 {:.2} %  n {}  latency median {:.1} ms",
                         r.exact_match * 100.0,
                         r.token_f1 * 100.0,
                         r.n,

@@ -532,7 +532,7 @@ fn caption_and_vqa_refuse_bad_images_questions_and_folders() {
 }
 
 #[test]
-fn eval_refuses_manifests_of_no_known_kind_and_int8_blip() {
+fn eval_refuses_manifests_of_no_known_kind_and_unknown_blip() {
     let dir = tempfile::tempdir().unwrap();
     let m = dir.path().join("odd.jsonl");
     std::fs::write(&m, "{\"picture\": \"x.png\"}\n").unwrap();
@@ -542,11 +542,9 @@ fn eval_refuses_manifests_of_no_known_kind_and_int8_blip() {
         &[],
     );
     expect_error(&o, &["odd.jsonl", "`audio`", "`question`", "`captions`"]);
-    std::fs::write(
-        &m,
-        "{\"image\": \"../../datasets/images/camera.png\", \"question\": \"what?\", \"answers\": [\"x\"]}\n",
-    )
-    .unwrap();
+    let camera = repo().join("datasets/images/camera.png");
+    let line = serde_json::json!({"image": camera, "question": "what?", "answers": ["x"]});
+    std::fs::write(&m, format!("{line}\n")).unwrap();
     let o = quantbench(
         &[
             "eval",
@@ -559,11 +557,11 @@ fn eval_refuses_manifests_of_no_known_kind_and_int8_blip() {
         ],
         &[],
     );
-    expect_error(&o, &["--variant static", "not available yet"]);
+    expect_error(&o, &["unknown model `x`", "blip-easyvqa"]);
 }
 
 #[test]
-fn export_refuses_unknown_and_untrained_models() {
+fn export_writes_built_ins_and_refuses_unknown_names_and_existing_folders() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("m").display().to_string();
     let o = quantbench(&["export", "blip-large", &out], &[]);
@@ -571,7 +569,18 @@ fn export_refuses_unknown_and_untrained_models() {
         &o,
         &["unknown built-in BLIP `blip-large`", "blip-base-shape"],
     );
-    let o = quantbench(&["export", "blip-easyvqa", &out], &[]);
-    expect_error(&o, &["not trained yet"]);
     assert!(!dir.path().join("m").exists());
+    let o = quantbench(&["export", "blip-easyvqa", &out], &[]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    for f in [
+        "vision_model.onnx",
+        "text_encoder.onnx",
+        "text_decoder_with_past.onnx",
+        "tokenizer.json",
+        "blip.json",
+    ] {
+        assert!(dir.path().join("m").join(f).is_file(), "{f}");
+    }
+    let o = quantbench(&["export", "blip-easyvqa", &out], &[]);
+    expect_error(&o, &["already exists"]);
 }

@@ -27,9 +27,14 @@ pub fn export_builtin(name: &str, out: &Path, sink: &mut dyn FnMut(Event)) -> Re
     Ok(())
 }
 
-fn progress(model: &str, done: usize, total: usize, sink: &mut dyn FnMut(Event)) {
+fn progress(
+    (model, variant): (&str, &str),
+    done: usize,
+    total: usize,
+    sink: &mut dyn FnMut(Event),
+) {
     sink(Event::Progress {
-        task: Task::new(model, &["fp32"]),
+        task: Task::new(model, &[variant]),
         stage: Stage::Evaluate,
         done,
         total,
@@ -47,7 +52,7 @@ fn first(items_len: usize, limit: usize) -> usize {
 /// Answers every question of a VQA manifest; accuracy overall and per answer type.
 pub fn evaluate_vqa(
     pipeline: &mut BlipPipeline,
-    model: &str,
+    (model, variant): (&str, &str),
     manifest: &Path,
     limit: usize,
     sink: &mut dyn FnMut(Event),
@@ -74,7 +79,7 @@ pub fn evaluate_vqa(
             question_truncated: a.question_truncated,
             latency_ms: a.total.as_secs_f64() * 1e3,
         });
-        progress(model, i + 1, items.len(), sink);
+        progress((model, variant), i + 1, items.len(), sink);
     }
     let latencies: Vec<f64> = out.iter().map(|r| r.latency_ms).collect();
     Ok(VqaEvalResult {
@@ -95,7 +100,7 @@ pub fn evaluate_vqa(
 /// Captions every image of a caption manifest; exact match and token F1 against its captions.
 pub fn evaluate_captions(
     pipeline: &mut BlipPipeline,
-    model: &str,
+    (model, variant): (&str, &str),
     manifest: &Path,
     limit: usize,
     sink: &mut dyn FnMut(Event),
@@ -116,7 +121,7 @@ pub fn evaluate_captions(
             references: it.captions.clone(),
             latency_ms: c.total.as_secs_f64() * 1e3,
         });
-        progress(model, i + 1, items.len(), sink);
+        progress((model, variant), i + 1, items.len(), sink);
     }
     let n = out.len().max(1) as f64;
     let latencies: Vec<f64> = out.iter().map(|r| r.latency_ms).collect();
@@ -270,12 +275,12 @@ pub fn run_blip_entry(
             accuracy.push((None, None));
             continue;
         }
-        let label = format!("{name} {}", arm.variant);
-        let vqa = evaluate_vqa(&mut arm.pipeline, &label, &vqa_manifest, entry.limit, sink)?;
+        let label = (name.as_str(), arm.variant.as_str());
+        let vqa = evaluate_vqa(&mut arm.pipeline, label, &vqa_manifest, entry.limit, sink)?;
         let caps = match &caption_manifest {
             Some(c) => Some(evaluate_captions(
                 &mut arm.pipeline,
-                &label,
+                label,
                 c,
                 entry.limit,
                 sink,
@@ -306,6 +311,21 @@ pub fn run_blip_entry(
             .as_ref()
             .map(|c| c.verdicts(&entry.thresholds))
             .unwrap_or_default();
+        let summary = match (&vqa, &vs_fp32) {
+            (Some(v), Some(c)) => format!(
+                "VQA accuracy {:.2} %, VQA {:.2}×, caption {:.2}×",
+                v.accuracy * 100.0,
+                c.vqa_speedup,
+                c.caption_speedup
+            ),
+            (Some(v), None) => format!("VQA accuracy {:.2} %", v.accuracy * 100.0),
+            (None, Some(c)) => format!(
+                "VQA {:.2}×, caption {:.2}×",
+                c.vqa_speedup, c.caption_speedup
+            ),
+            (None, None) => "measured".to_string(),
+        };
+        sink(Event::Note(format!("{name} {}: {summary}", arm.variant)));
         rows.push(BlipModelResult {
             model: name.clone(),
             variant: arm.variant.clone(),

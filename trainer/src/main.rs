@@ -30,8 +30,8 @@ impl Default for Options {
         Options {
             out: PathBuf::from("assets/blip-easyvqa"),
             epochs: 12,
-            images_per_batch: 16,
-            learning_rate: 1e-3,
+            images_per_batch: 4,
+            learning_rate: 5e-4,
             seed: 0,
             hidden: 96,
             vision_layers: 3,

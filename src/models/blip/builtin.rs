@@ -93,7 +93,18 @@ pub fn ensure_builtin(
     cache: &Cache,
     progress: &mut dyn FnMut(&str),
 ) -> Result<PathBuf> {
-    let dir = cache.root.join("blip").join(format!("{name}-r{REVISION}"));
+    // The embedded model's hash names its copy, so a retrained model never meets a stale one.
+    let tag = match name {
+        "blip-easyvqa" => {
+            let mut all = Vec::new();
+            for (_, bytes) in EASYVQA {
+                all.extend_from_slice(bytes);
+            }
+            crate::fsutil::sha256_bytes(&all)[..12].to_string()
+        }
+        _ => format!("r{REVISION}"),
+    };
+    let dir = cache.root.join("blip").join(format!("{name}-{tag}"));
     if !dir.join(super::model::CONFIG_FILE).is_file() {
         progress(&format!("{name}: writing {} ...", dir.display()));
         if dir.exists() {
