@@ -120,6 +120,10 @@ pub enum Command {
         /// Keep every node of this op type in float, e.g. Gather (repeatable)
         #[arg(long = "ignore-type")]
         ignore_types: Vec<String>,
+        /// A recipe for one graph, overriding --recipe there: PART=RECIPE with PART the file name without
+        /// .onnx, e.g. text_decoder_with_past=weights (repeatable)
+        #[arg(long = "part")]
+        parts: Vec<String>,
     },
     /// Write a built-in BLIP's FP32 model folder (blip-base-shape: seeded random weights at blip-vqa-base's size)
     Export { name: String, out_dir: PathBuf },

@@ -89,6 +89,10 @@ pub struct ModelEntry {
     /// The static recipe's parameters (estimator, smooth_quant, bias_correction, calibration_size, seed).
     #[serde(default, rename = "static")]
     pub static_params: crate::quant::StaticParams,
+    /// A recipe per graph (file name without `.onnx`) for every INT8 variant, e.g.
+    /// `parts = { text_decoder_with_past = "weights" }`.
+    #[serde(default)]
+    pub parts: std::collections::BTreeMap<String, crate::quant::Recipe>,
 }
 
 fn default_latency_samples() -> usize {
@@ -104,6 +108,7 @@ impl ModelEntry {
             ignored: self.ignored_scope.clone(),
             params: self.static_params.clone(),
             calibration: self.calibration.clone(),
+            parts: self.parts.clone(),
         }
     }
 }

@@ -355,6 +355,7 @@ fn run(cli: Cli) -> Result<Outcome> {
             estimator,
             smooth_quant,
             no_bias_correction,
+            parts,
         } => {
             let recipe = quantbench::quant::Recipe::parse(recipe)?;
             let defaults = if recipe == quantbench::quant::Recipe::Seed {
@@ -380,6 +381,15 @@ fn run(cli: Cli) -> Result<Outcome> {
                     seed: *seed,
                 },
                 calibration: calib.clone(),
+                parts: parts
+                    .iter()
+                    .map(|p| {
+                        let (part, recipe) = p.split_once('=').ok_or_else(|| {
+                            anyhow::anyhow!("--part: expected PART=RECIPE (e.g. text_decoder_with_past=weights), got `{p}`")
+                        })?;
+                        Ok((part.to_string(), quantbench::quant::Recipe::parse(recipe)?))
+                    })
+                    .collect::<Result<_>>()?,
             };
             let ctx = context(&cli, None, None);
             let (dir, summary) = engine::quantize(

@@ -204,3 +204,45 @@ smooth_quant = { encoder = 0.5 }
         "{seed_row}"
     );
 }
+
+#[test]
+fn any_part_takes_its_own_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mixed");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_quantbench"))
+            .args(["quantize", "--model", "blip-easyvqa", "--recipe", "dynamic"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap()
+    };
+    let o = run(&["--part", "vision_model=weights"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sidecar: QuantSummary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("quantization.json")).unwrap())
+            .unwrap();
+    let recipes: Vec<Option<Recipe>> = sidecar.parts.iter().map(|p| p.recipe).collect();
+    assert_eq!(
+        recipes,
+        [
+            Some(Recipe::Weights),
+            Some(Recipe::Dynamic),
+            Some(Recipe::Dynamic)
+        ]
+    );
+    assert_eq!(sidecar.parameters["parts"]["vision_model"], "weights");
+
+    std::fs::remove_dir_all(&out).unwrap();
+    let o = run(&["--part", "vision=weights"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("no graph `vision.onnx`"),
+        "{err}"
+    );
+    let o = run(&["--part", "vision_model"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("expected PART=RECIPE"), "{err}");
+    assert!(!out.exists());
+}

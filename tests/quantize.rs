@@ -216,6 +216,7 @@ fn static_int8_small_graph_with_smoothing_and_bias_correction() {
                 bias_correction,
                 ..StaticParams::default()
             },
+            parts: Default::default(),
         };
         let summary = quantize_folder(
             dir,

@@ -252,7 +252,7 @@ pub fn calibrate(
     // Only the graphs the recipe quantizes statically are calibrated.
     let files: Vec<&str> = crate::models::graph_files(fp32_dir)
         .into_iter()
-        .filter(|f| options.recipe.for_file(f) == crate::quant::Recipe::Static)
+        .filter(|f| options.recipe_for(f) == crate::quant::Recipe::Static)
         .collect();
     let files = files.as_slice();
     sink(Event::Note(format!(

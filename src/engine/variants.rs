@@ -27,6 +27,8 @@ pub struct QuantSetup {
     pub ignored: IgnoredScope,
     pub params: StaticParams,
     pub calibration: Option<PathBuf>,
+    /// A recipe per graph, overriding the variant's for that part.
+    pub parts: std::collections::BTreeMap<String, Recipe>,
 }
 
 impl QuantSetup {
@@ -35,6 +37,7 @@ impl QuantSetup {
             recipe,
             ignored: self.ignored.clone(),
             params: self.params.clone(),
+            parts: self.parts.clone(),
         }
     }
 
@@ -47,7 +50,7 @@ impl QuantSetup {
         ctx: &Context,
         sink: &mut dyn FnMut(Event),
     ) -> Result<Option<CalibrationSet>> {
-        if !recipe.needs_calibration() {
+        if !self.options(recipe).needs_calibration() {
             return Ok(None);
         }
         let manifest = match &self.calibration {

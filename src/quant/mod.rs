@@ -240,6 +240,8 @@ pub struct QuantOptions {
     pub recipe: Recipe,
     pub ignored: IgnoredScope,
     pub params: StaticParams,
+    /// A recipe per graph (file name without `.onnx`), overriding `recipe` for that part.
+    pub parts: BTreeMap<String, Recipe>,
 }
 
 impl From<Recipe> for QuantOptions {
@@ -248,16 +250,34 @@ impl From<Recipe> for QuantOptions {
             recipe,
             ignored: IgnoredScope::default(),
             params: StaticParams::default(),
+            parts: BTreeMap::new(),
         }
     }
 }
 
 impl QuantOptions {
+    /// The recipe graph `file` gets: its own from `parts`, else the variant's (split by part for `seed`).
+    pub fn recipe_for(&self, file: &str) -> Recipe {
+        let part = file.trim_end_matches(".onnx");
+        self.parts
+            .get(part)
+            .copied()
+            .unwrap_or(self.recipe)
+            .for_file(file)
+    }
+
+    pub fn needs_calibration(&self) -> bool {
+        self.recipe.needs_calibration() || self.parts.values().any(|r| r.needs_calibration())
+    }
+
     /// Everything that determines the output, as recorded in the sidecar (and hashed into cache names).
     pub fn parameters(&self) -> serde_json::Value {
         let mut p = self.recipe.parameters();
-        if self.recipe.needs_calibration() {
+        if self.needs_calibration() {
             p["static"] = serde_json::to_value(&self.params).expect("params serialise");
+        }
+        if !self.parts.is_empty() {
+            p["parts"] = serde_json::to_value(&self.parts).expect("parts serialise");
         }
         p
     }
@@ -450,7 +470,18 @@ pub fn quantize_folder(
     let options = options.into();
     let recipe = options.recipe;
     let ignored = options.ignored.matcher()?;
-    let calibration = match (recipe.needs_calibration(), calibration) {
+    if let Some(unknown) = options
+        .parts
+        .keys()
+        .find(|p| !graph_files.contains(&format!("{p}.onnx").as_str()))
+    {
+        return Err(QuantError::Scope(format!(
+            "no graph `{unknown}.onnx` in {} (parts: {})",
+            src.display(),
+            graph_files.join(", ")
+        )));
+    }
+    let calibration = match (options.needs_calibration(), calibration) {
         (true, None) => {
             return Err(QuantError::Calibration(format!(
                 "the {} recipe needs calibration statistics",
@@ -472,7 +503,7 @@ pub fn quantize_folder(
                 *seen |= g.node.iter().any(|n| n.name() == name);
             }
         }
-        let part_recipe = recipe.for_file(file);
+        let part_recipe = options.recipe_for(file);
         let (rewrite, bias_corrected) = match (part_recipe, calibration) {
             (Recipe::Dynamic, _) => (
                 int8::rewrite(&mut model, int8::MatMulMode::Dynamic, &ignored)?,
