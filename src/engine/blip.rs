@@ -1,5 +1,5 @@
-//! BLIP models for the faces: a model folder (the seed's three-graph layout) opened for captioning and
-//! question answering. Built-in BLIP models come with the exporter.
+//! BLIP models for the faces: a built-in or a folder (the seed's three-graph layout) opened for captioning
+//! and question answering, evaluated on VQA and caption manifests, and compared FP32 vs INT8 in experiments.
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,6 @@
 //! Writes BLIP graphs from named weights (Hugging Face parameter names and PyTorch layouts, so trained
-//! weights and seeded random ones go through the same path). So far: the vision model (BLIP's ViT) and the
-//! text encoder (BERT with cross-attention to the image).
+//! weights and seeded random ones go through the same path): the vision model (BLIP's ViT), the text encoder
+//! (BERT with cross-attention to the image) and the text decoder step with its key/value cache.
 
 use std::collections::BTreeMap;
 

@@ -1,6 +1,6 @@
 //! BLIP (image captioning and visual question answering) over the seed's three-graph layout: image
-//! preprocessing, the model folder and its checks, greedy generation. Still to come: the exporter (the
-//! project's trained model and a blip-vqa-base-sized one) and the INT8 recipe.
+//! preprocessing, the model folder and its checks, greedy generation, the exporter and the built-in models
+//! (the project's trained blip-easyvqa and the blip-vqa-base-sized blip-base-shape).
 
 pub mod builtin;
 pub mod export;
