@@ -88,7 +88,14 @@ pub fn resolve(
     if blip::builtin::BUILTIN_BLIP.contains(&spec) {
         let dir = blip::builtin::ensure_builtin(spec, cache, progress)
             .map_err(|e| ResolveError::Builtin(format!("{e:#}")))?;
-        return blip_model(spec.to_string(), &dir);
+        // The cached folder's name already identifies its content (the embedded model's hash, or the
+        // generator's revision): no need to hash 1.5 GB of graphs on every open.
+        let tag = dir.file_name().unwrap_or_default().to_string_lossy();
+        return Ok(ResolvedModel {
+            name: spec.to_string(),
+            source_sha256: crate::fsutil::sha256_bytes(tag.as_bytes()),
+            onnx_dir: dir,
+        });
     }
     let path = Path::new(spec);
     if !path.exists() {
