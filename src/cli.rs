@@ -4,6 +4,55 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+use crate::config::Variant;
+use crate::quant::calib::Estimator;
+use crate::quant::{Recipe, SmoothAlpha};
+
+fn variant(text: &str) -> Result<Variant, String> {
+    Variant::parse(text)
+}
+
+fn recipe(text: &str) -> Result<Recipe, String> {
+    Recipe::parse(text).map_err(|e| e.to_string())
+}
+
+fn estimator(text: &str) -> Result<Estimator, String> {
+    Estimator::parse(text)
+}
+
+/// `--smooth-quant`: `off`, one α for every part, or `ENCODER,DECODER` where either may be `off`.
+fn smooth_alpha(text: &str) -> Result<SmoothAlpha, String> {
+    let one = |v: &str| -> Option<Option<f32>> {
+        match v.trim() {
+            "off" => Some(None),
+            v => v
+                .parse::<f32>()
+                .ok()
+                .filter(|a| (0.0..=1.0).contains(a))
+                .map(Some),
+        }
+    };
+    let values = text.split(',').map(one).collect::<Option<Vec<_>>>();
+    match values.as_deref() {
+        Some(&[a]) => Ok(SmoothAlpha {
+            encoder: a,
+            decoder: a,
+        }),
+        Some(&[encoder, decoder]) => Ok(SmoothAlpha { encoder, decoder }),
+        _ => Err(format!(
+            "expected `off`, an α in [0, 1] or `ENCODER,DECODER` (e.g. 0.5,0.95 or 0.5,off), got `{text}`"
+        )),
+    }
+}
+
+/// `--part PART=RECIPE`.
+fn part(text: &str) -> Result<(String, Recipe), String> {
+    let (part, r) = text.split_once('=').ok_or_else(|| {
+        format!("expected PART=RECIPE (e.g. text_decoder_with_past=weights), got `{text}`")
+    })?;
+    Ok((part.to_string(), recipe(r)?))
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "quantbench",
@@ -42,8 +91,8 @@ pub enum Command {
         #[arg(long)]
         model: String,
         /// fp32, or a recipe whose INT8 folder is used (made on first use)
-        #[arg(long, default_value = "fp32")]
-        variant: String,
+        #[arg(long, default_value = "fp32", value_parser = variant)]
+        variant: Variant,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -66,8 +115,8 @@ pub enum Command {
         #[arg(long)]
         model: String,
         /// fp32, or a recipe whose INT8 folder is used (made on first use)
-        #[arg(long, default_value = "fp32")]
-        variant: String,
+        #[arg(long, default_value = "fp32", value_parser = variant)]
+        variant: Variant,
         #[arg(long)]
         manifest: PathBuf,
         /// Only the first N items
@@ -83,8 +132,8 @@ pub enum Command {
         model: String,
         /// dynamic, static (calibrated QDQ, transformer preset), weights (weight-only compression) or seed
         /// (the seed notebooks' recipe: static, but a BLIP text decoder gets weight-only INT8)
-        #[arg(long)]
-        recipe: String,
+        #[arg(long, value_parser = recipe)]
+        recipe: Recipe,
         /// Speech or VQA manifest to calibrate on (default: datasets/speech-calib/manifest.jsonl for
         /// Whisper, easy-VQA's training split for BLIP)
         #[arg(long)]
@@ -92,16 +141,16 @@ pub enum Command {
         /// Calibration items used, a seeded choice from the manifest (default: 30; 300 for seed)
         #[arg(long)]
         calib_size: Option<usize>,
-        /// Seed of the calibration choice
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Activation range estimator: minmax, percentile[:P] or mse
-        #[arg(long, default_value = "mse")]
-        estimator: String,
+        /// Seed of the calibration choice (default: 0)
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Activation range estimator: minmax, percentile[:P] or mse (default: mse)
+        #[arg(long, value_parser = estimator)]
+        estimator: Option<Estimator>,
         /// SmoothQuant α for the encoder side (BLIP: vision model and text encoder) and the decoder side;
         /// `off` for none, or per part (default: off; 0.5,off for seed)
-        #[arg(long)]
-        smooth_quant: Option<String>,
+        #[arg(long, value_parser = smooth_alpha)]
+        smooth_quant: Option<SmoothAlpha>,
         /// Leave biases as they are (no fast bias correction)
         #[arg(long)]
         no_bias_correction: bool,
@@ -122,8 +171,8 @@ pub enum Command {
         ignore_types: Vec<String>,
         /// A recipe for one graph, overriding --recipe there: PART=RECIPE with PART the file name without
         /// .onnx, e.g. text_decoder_with_past=weights (repeatable)
-        #[arg(long = "part")]
-        parts: Vec<String>,
+        #[arg(long = "part", value_parser = part)]
+        parts: Vec<(String, Recipe)>,
     },
     /// Write a built-in BLIP's FP32 model folder (blip-base-shape: seeded random weights at blip-vqa-base's size)
     Export { name: String, out_dir: PathBuf },

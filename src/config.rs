@@ -1,8 +1,13 @@
-//! The experiment file (TOML): what to run, on which data, how to measure.
+//! The experiment file (TOML), parsed into typed values and checked when it loads: every variant, threshold
+//! and series is known before anything runs. Plain data: nothing here knows the engine.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::quant::{IgnoredScope, Recipe, StaticOverrides};
+use crate::results::Kind;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {what}")]
@@ -32,17 +37,23 @@ pub struct RuntimeConfig {
     pub ort_library: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct MeasureConfig {
-    /// Unmeasured runs before each latency series.
+    /// Unmeasured rounds before each latency series.
     pub warmup: usize,
-    /// Measured runs of the encoder call and of the decoder step.
+    /// Measured rounds of the encoder call and of the decoder step.
     pub runs: usize,
     /// Self-attention cache length for the decoder-step measurement (tokens already decoded).
     pub decoder_cache_len: usize,
-    /// Passes over the dataset for end-to-end latency (the first pass also gives the accuracy).
+    /// Passes over the dataset for end-to-end latency.
     pub e2e_passes: usize,
+    /// A warning when a series' 95 % CI half-width exceeds this share of its median.
+    pub max_ci_share: f64,
+    /// Keep adding rounds until every CI is within `max_ci_share`, or `max_seconds` is spent.
+    pub adaptive: bool,
+    /// Time budget of the adaptive rounds, per model entry.
+    pub max_seconds: f64,
 }
 
 impl Default for MeasureConfig {
@@ -52,7 +63,56 @@ impl Default for MeasureConfig {
             runs: 20,
             decoder_cache_len: 32,
             e2e_passes: 2,
+            max_ci_share: 0.02,
+            adaptive: false,
+            max_seconds: 600.0,
         }
+    }
+}
+
+/// A variant of a model: the FP32 baseline or an INT8 recipe. Parsed at load, so a typo fails first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Variant {
+    Fp32,
+    Recipe(Recipe),
+}
+
+impl Variant {
+    pub const BASELINE: &'static str = "fp32";
+
+    pub fn parse(text: &str) -> Result<Variant, String> {
+        if text == Self::BASELINE {
+            return Ok(Variant::Fp32);
+        }
+        Recipe::parse(text).map(Variant::Recipe).map_err(|_| {
+            format!("unknown variant `{text}` (known: fp32, dynamic, static, weights, seed)")
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Fp32 => Self::BASELINE,
+            Variant::Recipe(r) => r.name(),
+        }
+    }
+}
+
+impl std::fmt::Display for Variant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for Variant {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for Variant {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        Variant::parse(&text).map_err(serde::de::Error::custom)
     }
 }
 
@@ -61,38 +121,45 @@ impl Default for MeasureConfig {
 pub struct ModelEntry {
     /// Built-in name or path to a model folder.
     pub model: String,
+    /// What the model is, decided at load from the model itself (a BLIP folder or built-in, else Whisper).
+    #[serde(skip_deserializing, default = "whisper")]
+    pub kind: Kind,
     /// Speech manifest (Whisper) or VQA manifest (BLIP), relative to the experiment file; `easy-vqa:test`
     /// is easy-VQA's test split, prepared in the cache.
     pub dataset: PathBuf,
     /// BLIP: caption manifest (default: easy-VQA's test captions with `easy-vqa:test`, else none).
     #[serde(default)]
     pub captions: Option<PathBuf>,
-    /// BLIP: samples whose answer and caption latency are measured (the first N of each manifest).
+    /// BLIP: samples whose vision, answer and caption latency are measured (the first N of each manifest).
     #[serde(default = "default_latency_samples")]
     pub latency_samples: usize,
     /// Use only the first N items (0 = all).
     #[serde(default)]
     pub limit: usize,
-    /// Variants to compare: "fp32" and recipe names (e.g. "dynamic"); default just "fp32".
+    /// Variants to compare with FP32 (which always runs, as the baseline).
     #[serde(default)]
-    pub variants: Vec<String>,
+    pub variants: Vec<Variant>,
     /// Limits every non-FP32 variant must meet; `quantbench report` exits with code 3 when one fails.
     #[serde(default)]
     pub thresholds: Thresholds,
     /// Nodes every recipe keeps in float (by name, regex or op type).
     #[serde(default)]
-    pub ignored_scope: crate::quant::IgnoredScope,
-    /// Speech manifest the static recipe calibrates on, relative to the experiment file
-    /// (default: datasets/speech-calib/manifest.jsonl).
+    pub ignored_scope: IgnoredScope,
+    /// Manifest the calibrated recipes calibrate on, relative to the experiment file (default: the
+    /// bundled speech calibration set for Whisper, easy-VQA's training split for BLIP).
     #[serde(default)]
     pub calibration: Option<PathBuf>,
-    /// The static recipe's parameters (estimator, smooth_quant, bias_correction, calibration_size, seed).
+    /// Calibrated recipes' parameters set here; the rest are the recipe's defaults.
     #[serde(default, rename = "static")]
-    pub static_params: crate::quant::StaticParams,
+    pub static_params: StaticOverrides,
     /// A recipe per graph (file name without `.onnx`) for every INT8 variant, e.g.
     /// `parts = { text_decoder_with_past = "weights" }`.
     #[serde(default)]
-    pub parts: std::collections::BTreeMap<String, crate::quant::Recipe>,
+    pub parts: BTreeMap<String, Recipe>,
+}
+
+fn whisper() -> Kind {
+    Kind::Whisper
 }
 
 fn default_latency_samples() -> usize {
@@ -102,37 +169,100 @@ fn default_latency_samples() -> usize {
 /// Datasets named rather than given by path.
 pub const EASY_VQA_TEST: &str = "easy-vqa:test";
 
-impl ModelEntry {
-    pub fn quant_setup(&self) -> crate::engine::QuantSetup {
-        crate::engine::QuantSetup {
-            ignored: self.ignored_scope.clone(),
-            params: self.static_params.clone(),
-            calibration: self.calibration.clone(),
-            parts: self.parts.clone(),
-        }
-    }
-}
-
 /// A release gate. Every limit is optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Thresholds {
-    /// Largest allowed WER increase over FP32, in percentage points (the drop of 1 − WER).
+    /// Largest allowed accuracy drop in points (WER up, VQA accuracy down).
     pub max_accuracy_drop_points: Option<f64>,
-    /// Smallest allowed (1 − WER_int8) / (1 − WER_fp32), as MLPerf's "99 % of FP32".
+    /// Smallest allowed accuracy as a share of FP32's (MLPerf's "99 % of FP32"); for WER accuracy is
+    /// 1 − WER clamped at 0.
     pub min_relative_accuracy: Option<f64>,
+    /// Smallest speedup per series, e.g. `{ encoder = 2.0, end_to_end = 2.2 }`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub min_speedup: BTreeMap<String, f64>,
+    /// Older spellings of `min_speedup.end_to_end`, `.encoder`, `.decoder_step` (Whisper only).
+    #[serde(default, skip_serializing)]
     pub min_end_to_end_speedup: Option<f64>,
+    #[serde(default, skip_serializing)]
     pub min_encoder_speedup: Option<f64>,
+    #[serde(default, skip_serializing)]
     pub min_decoder_step_speedup: Option<f64>,
+}
+
+impl Thresholds {
+    /// Folds the older spellings into `min_speedup` and checks every series against `kind`; "key: why".
+    fn normalise(&mut self, kind: Kind) -> Result<(), String> {
+        for (key, series, value) in [
+            (
+                "min_end_to_end_speedup",
+                "end_to_end",
+                self.min_end_to_end_speedup.take(),
+            ),
+            (
+                "min_encoder_speedup",
+                "encoder",
+                self.min_encoder_speedup.take(),
+            ),
+            (
+                "min_decoder_step_speedup",
+                "decoder_step",
+                self.min_decoder_step_speedup.take(),
+            ),
+        ] {
+            if let Some(v) = value {
+                if kind.spec(series).is_none() {
+                    return Err(format!(
+                        "thresholds.{key}: a {} model has no `{series}` series; use min_speedup = {{ {} = {v} }} with one of its series ({})",
+                        kind.name(),
+                        kind.series()[1].name,
+                        series_names(kind)
+                    ));
+                }
+                self.min_speedup.insert(series.to_string(), v);
+            }
+        }
+        for (series, v) in &self.min_speedup {
+            if kind.spec(series).is_none() {
+                return Err(format!(
+                    "thresholds.min_speedup.{series}: a {} model has no `{series}` series (it has {})",
+                    kind.name(),
+                    series_names(kind)
+                ));
+            }
+            if !(v.is_finite() && *v > 0.0) {
+                return Err(format!(
+                    "thresholds.min_speedup.{series}: {v} is not a positive number"
+                ));
+            }
+        }
+        for (key, v) in [
+            ("max_accuracy_drop_points", self.max_accuracy_drop_points),
+            ("min_relative_accuracy", self.min_relative_accuracy),
+        ] {
+            if v.is_some_and(|v| !v.is_finite()) {
+                return Err(format!("thresholds.{key}: not a finite number"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn series_names(kind: Kind) -> String {
+    kind.series()
+        .iter()
+        .map(|s| s.name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl ModelEntry {
     /// The variants to run, FP32 first (the baseline every other row is compared with).
-    pub fn variants(&self) -> Vec<String> {
-        let mut v = vec![crate::engine::BASELINE.to_string()];
+    pub fn variants(&self) -> Vec<Variant> {
+        let mut v = vec![Variant::Fp32];
         for x in &self.variants {
             if !v.contains(x) {
-                v.push(x.clone());
+                v.push(*x);
             }
         }
         v
@@ -154,11 +284,7 @@ impl Experiment {
         if exp.models.is_empty() {
             return Err(err("no [[models]] to run".into()));
         }
-        if exp.measure.runs == 0 || exp.measure.e2e_passes == 0 {
-            return Err(err(
-                "measure.runs and measure.e2e_passes must be at least 1".into(),
-            ));
-        }
+        exp.measure.check().map_err(err)?;
         if exp.name.is_empty() || exp.name.contains(['/', '\\']) {
             return Err(err(format!(
                 "name `{}` must be non-empty and contain no path separators",
@@ -166,7 +292,8 @@ impl Experiment {
             )));
         }
         let base = path.parent().unwrap_or(Path::new("."));
-        for m in &mut exp.models {
+        for (i, m) in exp.models.iter_mut().enumerate() {
+            let at = |what: String| err(format!("[[models]] #{} ({}): {what}", i + 1, m.model));
             if m.dataset.is_relative() && m.dataset != Path::new(EASY_VQA_TEST) {
                 m.dataset = base.join(&m.dataset);
             }
@@ -175,6 +302,21 @@ impl Experiment {
             }
             if let Some(c) = m.calibration.as_mut().filter(|c| c.is_relative()) {
                 *c = base.join(&*c);
+            }
+            m.kind = crate::models::kind_of(&m.model);
+            let kind = m.kind;
+            m.thresholds.normalise(kind).map_err(&at)?;
+            if let Some(p) = m.static_params.problems().into_iter().next() {
+                return Err(at(format!("static.{p}")));
+            }
+            if kind == Kind::Whisper && m.captions.is_some() {
+                return Err(at(
+                    "captions: a Whisper model has no caption series (captions belong to BLIP entries)"
+                        .into(),
+                ));
+            }
+            if m.latency_samples == 0 {
+                return Err(at("latency_samples: must be at least 1".into()));
             }
         }
         Ok(exp)
@@ -189,9 +331,45 @@ impl Experiment {
     }
 }
 
+impl MeasureConfig {
+    /// Every value in its range, as "measure.key: why".
+    pub fn check(&self) -> Result<(), String> {
+        let bad = |key: &str, why: &str| Err(format!("measure.{key}: {why}"));
+        if self.runs == 0 || self.runs > 100_000 {
+            return bad("runs", "must be between 1 and 100000");
+        }
+        if self.e2e_passes == 0 || self.e2e_passes > 1000 {
+            return bad("e2e_passes", "must be between 1 and 1000");
+        }
+        if self.warmup > 10_000 {
+            return bad("warmup", "must be at most 10000");
+        }
+        if self.decoder_cache_len > 4096 {
+            return bad("decoder_cache_len", "must be at most 4096 tokens");
+        }
+        if !(self.max_ci_share > 0.0 && self.max_ci_share < 1.0) {
+            return bad(
+                "max_ci_share",
+                "must be a share between 0 and 1 (0.02 = 2 %)",
+            );
+        }
+        if !(self.max_seconds.is_finite() && self.max_seconds > 0.0) {
+            return bad("max_seconds", "must be a positive number of seconds");
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load(text: &str) -> Result<Experiment, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("e.toml");
+        std::fs::write(&p, text).unwrap();
+        Experiment::load(&p).map_err(|e| e.to_string())
+    }
 
     #[test]
     fn defaults_and_errors() {
@@ -204,19 +382,68 @@ mod tests {
         .unwrap();
         let e = Experiment::load(&p).unwrap();
         assert_eq!(e.measure.runs, 20);
+        assert_eq!(e.measure.max_ci_share, 0.02);
         assert_eq!(e.models[0].dataset, dir.path().join("d/m.jsonl"));
-        std::fs::write(&p, "name = \"x\"\nmodels = []\n").unwrap();
-        assert!(Experiment::load(&p)
-            .unwrap_err()
-            .to_string()
-            .contains("no [[models]]"));
-        std::fs::write(
-            &p,
-            "name = \"x\"\nbogus = 1\n[[models]]\nmodel = \"m\"\ndataset = \"d\"\n",
-        )
-        .unwrap();
-        let e = Experiment::load(&p).unwrap_err().to_string();
+        assert_eq!(e.models[0].kind, Kind::Whisper);
+        let e = load("name = \"x\"\nmodels = []\n").unwrap_err();
+        assert!(e.contains("no [[models]]"), "{e}");
+        let e = load("name = \"x\"\nbogus = 1\n[[models]]\nmodel = \"m\"\ndataset = \"d\"\n")
+            .unwrap_err();
         assert!(e.contains("e.toml") && e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn a_variant_typo_fails_at_load() {
+        let e = load("name = \"x\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d\"\nvariants = [\"statc\"]\n")
+            .unwrap_err();
+        assert!(
+            e.contains("line 5") && e.contains("unknown variant `statc`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn thresholds_a_kind_does_not_have_are_refused() {
+        let blip =
+            "name = \"x\"\n[[models]]\nmodel = \"blip-easyvqa\"\ndataset = \"easy-vqa:test\"\n";
+        let e = load(&format!(
+            "{blip}thresholds = {{ min_end_to_end_speedup = 2.0 }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("thresholds.min_end_to_end_speedup") && e.contains("no `end_to_end` series"),
+            "{e}"
+        );
+        let e = load(&format!(
+            "{blip}thresholds = {{ min_speedup = {{ encoder = 2.0 }} }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("min_speedup.encoder") && e.contains("vision, vqa, caption"),
+            "{e}"
+        );
+        let ok = load(&format!(
+            "{blip}thresholds = {{ min_speedup = {{ vqa = 2.0 }} }}\n"
+        ))
+        .unwrap();
+        assert_eq!(ok.models[0].kind, Kind::Blip);
+        assert_eq!(ok.models[0].thresholds.min_speedup["vqa"], 2.0);
+        // Whisper's older spellings fold into min_speedup.
+        let w = load("name = \"x\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d\"\nthresholds = { min_encoder_speedup = 1.5 }\n")
+            .unwrap();
+        assert_eq!(w.models[0].thresholds.min_speedup["encoder"], 1.5);
+    }
+
+    #[test]
+    fn out_of_range_settings_name_their_key() {
+        let e = load("name = \"x\"\n[measure]\nmax_ci_share = 2.0\n[[models]]\nmodel = \"m\"\ndataset = \"d\"\n").unwrap_err();
+        assert!(e.contains("measure.max_ci_share"), "{e}");
+        let e =
+            load("name = \"x\"\n[measure]\nruns = 0\n[[models]]\nmodel = \"m\"\ndataset = \"d\"\n")
+                .unwrap_err();
+        assert!(e.contains("measure.runs"), "{e}");
+        let e = load("name = \"x\"\n[[models]]\nmodel = \"m\"\ndataset = \"d\"\n[models.static]\nsmooth_quant = { encoder = 7.0 }\n").unwrap_err();
+        assert!(e.contains("static.smooth_quant.encoder"), "{e}");
     }
 
     #[test]
@@ -226,7 +453,7 @@ mod tests {
         std::fs::write(
             &p,
             "name = \"x\"\n[[models]]\nmodel = \"blip-easyvqa\"\ndataset = \"easy-vqa:test\"\n\
-             [[models]]\nmodel = \"b\"\ndataset = \"q.jsonl\"\ncaptions = \"c.jsonl\"\nlatency_samples = 7\n",
+             [[models]]\nmodel = \"blip-base-shape\"\ndataset = \"q.jsonl\"\ncaptions = \"c.jsonl\"\nlatency_samples = 7\n",
         )
         .unwrap();
         let e = Experiment::load(&p).unwrap();
@@ -245,8 +472,14 @@ mod tests {
             ["whisper-tiny.en", "blip-easyvqa", "blip-base-shape"]
         );
         let blip = &e.models[1];
-        assert_eq!(blip.variants(), ["fp32", "seed"]);
-        assert_eq!(blip.static_params.calibration_size, 300);
+        assert_eq!(
+            blip.variants(),
+            [Variant::Fp32, Variant::Recipe(Recipe::Seed)]
+        );
+        assert_eq!(
+            blip.static_params.params_for(Recipe::Seed).calibration_size,
+            300
+        );
         assert_eq!(blip.thresholds.max_accuracy_drop_points, Some(0.5));
     }
 }

@@ -4,9 +4,11 @@
 
 pub mod assets;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod data;
 pub mod engine;
+pub mod errors;
 pub mod fsutil;
 pub mod measure;
 pub mod models;
@@ -14,5 +16,6 @@ pub mod onnx;
 pub mod quant;
 pub mod report;
 pub mod results;
+pub mod rng;
 pub mod runtime;
 pub mod tui;

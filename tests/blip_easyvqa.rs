@@ -4,12 +4,13 @@
 mod common;
 
 use quantbench::assets::Cache;
+use quantbench::config::Variant;
 use quantbench::data::easy_vqa::{prepare, Split};
 use quantbench::data::image::load_rgb;
 use quantbench::data::manifest::{load_captions, load_vqa};
 use quantbench::engine::{open_blip_variant, QuantSetup};
 use quantbench::models::blip::BlipPipeline;
-use quantbench::quant::{QuantSummary, Recipe, StaticParams};
+use quantbench::quant::{QuantSummary, Recipe, StaticOverrides};
 
 /// The first `n` test questions and the model's answers to them.
 fn answers(p: &mut BlipPipeline, n: usize) -> (Vec<String>, Vec<String>) {
@@ -30,7 +31,7 @@ fn trained_model_answers_and_captions_held_out_images() {
     let ctx = common::context();
     let mut p = open_blip_variant(
         "blip-easyvqa",
-        "fp32",
+        Variant::Fp32,
         &QuantSetup::default(),
         &ctx,
         &mut |_| {},
@@ -55,14 +56,16 @@ fn trained_model_answers_and_captions_held_out_images() {
 #[test]
 fn seed_recipe_splits_by_part_and_keeps_the_answers() {
     let ctx = common::context();
+    // Only the calibration size is set: the rest are the seed recipe's own defaults (SmoothQuant α 0.5).
     let setup = QuantSetup {
-        params: StaticParams {
-            calibration_size: 100,
-            ..StaticParams::seed()
+        overrides: StaticOverrides {
+            calibration_size: Some(100),
+            ..Default::default()
         },
         ..Default::default()
     };
-    let opened = open_blip_variant("blip-easyvqa", "seed", &setup, &ctx, &mut |_| {}).unwrap();
+    let seed = Variant::Recipe(Recipe::Seed);
+    let opened = open_blip_variant("blip-easyvqa", seed, &setup, &ctx, &mut |_| {}).unwrap();
     let sidecar: QuantSummary = serde_json::from_str(
         &std::fs::read_to_string(opened.onnx_dir.join("quantization.json")).unwrap(),
     )
@@ -114,7 +117,7 @@ fn seed_recipe_splits_by_part_and_keeps_the_answers() {
     );
 
     let mut int8 = opened.pipeline;
-    let mut fp32 = open_blip_variant("blip-easyvqa", "fp32", &setup, &ctx, &mut |_| {})
+    let mut fp32 = open_blip_variant("blip-easyvqa", Variant::Fp32, &setup, &ctx, &mut |_| {})
         .unwrap()
         .pipeline;
     let (_, a) = answers(&mut fp32, 60);
@@ -123,32 +126,31 @@ fn seed_recipe_splits_by_part_and_keeps_the_answers() {
     assert!(same >= 57, "INT8 agrees with FP32 on {same} of 60 answers");
 }
 
-#[test]
-fn report_compares_blip_variants_and_marks_random_weights() {
-    let dir = tempfile::tempdir().unwrap();
-    let exp = dir.path().join("blip.toml");
+fn report(dir: &std::path::Path, model: &str) -> (String, quantbench::results::ExperimentResult) {
+    let exp = dir.join("blip.toml");
     std::fs::write(
         &exp,
-        r#"name = "blip-small"
+        format!(
+            r#"name = "blip-small"
 [measure]
 warmup = 1
 runs = 3
 decoder_cache_len = 8
 e2e_passes = 1
 [[models]]
-model = "blip-easyvqa"
+model = "{model}"
 dataset = "easy-vqa:test"
 limit = 40
 latency_samples = 5
 variants = ["seed"]
-thresholds = { max_accuracy_drop_points = 100.0 }
+thresholds = {{ max_accuracy_drop_points = 100.0, min_speedup = {{ vision = 0.01 }} }}
 [models.static]
 calibration_size = 100
-smooth_quant = { encoder = 0.5 }
-"#,
+"#
+        ),
     )
     .unwrap();
-    let out = dir.path().join("reports");
+    let out = dir.join("reports");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_quantbench"))
         .args(["report", "--config"])
         .arg(&exp)
@@ -156,7 +158,6 @@ smooth_quant = { encoder = 0.5 }
         .arg(&out)
         .output()
         .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let file = |ext: &str| {
         std::fs::read_dir(&out)
             .unwrap()
@@ -165,44 +166,86 @@ smooth_quant = { encoder = 0.5 }
             .unwrap()
     };
     let md = std::fs::read_to_string(file("md")).unwrap();
-    assert!(md.contains("## blip-easyvqa: FP32 vs INT8 (BLIP)"), "{md}");
+    let result = quantbench::results::ExperimentResult::from_json(
+        &std::fs::read_to_string(file("json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(if result.failures().is_empty() { 0 } else { 3 }),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (md, result)
+}
+
+#[test]
+fn report_compares_blip_variants_through_the_one_loop() {
+    let dir = tempfile::tempdir().unwrap();
+    let (md, result) = report(dir.path(), "blip-easyvqa");
+    assert!(md.contains("## blip-easyvqa (blip): FP32 vs INT8"), "{md}");
     assert!(md.contains("| seed |") && md.contains("| text_decoder_with_past |"));
-    assert!(md.contains("text_decoder_with_past: weights"));
-    let mut result: quantbench::results::ExperimentResult =
-        serde_json::from_str(&std::fs::read_to_string(file("json")).unwrap()).unwrap();
-    assert!(result.models.is_empty());
-    let rows = &result.blip;
+    assert!(
+        md.contains("`text_decoder_with_past.onnx` (weights)"),
+        "{md}"
+    );
+    assert_eq!(result.schema, quantbench::results::SCHEMA);
+    assert!(result.complete);
+    let rows = &result.rows;
     assert_eq!(rows.len(), 2);
     assert_eq!(
         (rows[0].variant.as_str(), rows[1].variant.as_str()),
         ("fp32", "seed")
     );
-    assert_eq!(rows[0].vqa_runs_ms.len(), 5);
-    assert_eq!(rows[0].vqa.as_ref().unwrap().n, 40);
+    let names: Vec<&str> = rows[0].series.keys().map(String::as_str).collect();
+    assert_eq!(names, ["caption", "vision", "vqa"]);
+    assert_eq!(rows[0].series["vqa"].stats.n, 5);
+    assert_eq!(rows[0].series["vqa"].tokens.as_ref().map(Vec::len), Some(5));
+    assert!(rows[0].series["vision"].tokens.is_none());
+    assert_eq!(rows[0].accuracy.n, Some(40));
+    assert!(rows[0].accuracy.by_type.contains_key("color"));
+    assert!(rows[0]
+        .accuracy
+        .secondary
+        .contains_key("caption_exact_match"));
     let c = rows[1].vs_fp32.as_ref().unwrap();
-    assert!(c.vqa_speedup > 0.0 && c.size_ratio < 0.5);
+    assert!(c.speedup["vqa"].median > 0.0 && c.size_ratio < 0.5);
+    let checks: Vec<&str> = rows[1].verdicts.iter().map(|v| v.check.as_str()).collect();
+    assert_eq!(checks, ["max_accuracy_drop_points", "min_speedup.vision"]);
     assert!(rows[1].verdicts.iter().all(|v| v.pass));
-    let bytes =
-        |r: &quantbench::results::BlipModelResult| -> u64 { r.parts.iter().map(|p| p.bytes).sum() };
-    assert!(bytes(&rows[1]) < bytes(&rows[0]));
+    assert!(rows[1].bytes() < rows[0].bytes());
+    assert!(!rows[1].worst.iter().any(|w| w.item.is_empty()));
+}
 
-    // A model with random weights shows why it has no accuracy, never a number.
-    for r in &mut result.blip {
-        r.accuracy_na = Some("n/a (random weights)".into());
-        r.vqa = None;
-        r.captions = None;
-        if let Some(c) = r.vs_fp32.as_mut() {
-            c.vqa_accuracy_drop_points = None;
-            c.caption_exact_match_drop_points = None;
-        }
+#[test]
+fn random_weights_are_told_by_the_model_folder_not_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("my-random-blip");
+    let src =
+        quantbench::engine::blip_dir("blip-easyvqa", &common::context(), &mut |_| {}).unwrap();
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, model.join(p.file_name().unwrap())).unwrap();
     }
-    use quantbench::report::Exporter;
-    let md = quantbench::report::Markdown.render(&result);
+    let config = model.join("blip.json");
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    json["random_weights"] = true.into();
+    std::fs::write(&config, json.to_string()).unwrap();
+    let (md, result) = report(dir.path(), &model.display().to_string());
+    for r in &result.rows {
+        let why = r.accuracy.not_applicable.as_deref().unwrap_or_default();
+        assert!(
+            r.accuracy.value.is_none() && why.contains("random weights"),
+            "{why}"
+        );
+    }
+    // The accuracy gate cannot be checked, so it fails; speed gates still apply.
+    let v = &result.rows[1].verdicts;
+    assert!(!v[0].pass && v[0].value.is_none() && v[1].pass);
     let seed_row = md.lines().find(|l| l.starts_with("| seed |")).unwrap();
-    assert!(
-        seed_row.contains("| n/a (random weights) | n/a |"),
-        "{seed_row}"
-    );
+    assert!(seed_row.contains("n/a (random weights"), "{seed_row}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
-//! The real binary in a real terminal (tmux): open the TUI on a short tiny.en experiment, run it, see a
-//! result row appear, save the report, quit, and check the terminal came back (alternate screen left,
-//! cursor shown). Set QUANTBENCH_TUI_CAPTURE=DIR to keep the screens captured mid-run and at the end.
+//! The real binary in a real terminal (tmux): open the TUI on a short experiment with a Whisper and a BLIP
+//! entry, run it, see both kinds' rows with their numbers (the BLIP's VQA accuracy on screen), save the
+//! report (both kinds), quit, and check the terminal came back (alternate screen left, cursor shown). Set
+//! QUANTBENCH_TUI_CAPTURE=DIR to keep the screens captured mid-run and at the end.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -90,6 +91,9 @@ fn tui_runs_saves_and_quits_in_a_real_terminal() {
              [measure]\nwarmup = 1\nruns = 5\ndecoder_cache_len = 8\ne2e_passes = 1\n\
              [[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"{}\"\nlimit = 3\n\
              variants = [\"dynamic\"]\n\
+             [models.thresholds]\nmax_accuracy_drop_points = 50.0\n\
+             [[models]]\nmodel = \"blip-easyvqa\"\ndataset = \"easy-vqa:test\"\nlimit = 20\n\
+             latency_samples = 5\nvariants = [\"seed\"]\n\
              [models.thresholds]\nmax_accuracy_drop_points = 50.0\n",
             repo.join("datasets/speech-en/manifest.jsonl").display()
         ),
@@ -146,13 +150,26 @@ fn tui_runs_saves_and_quits_in_a_real_terminal() {
         !s.contains("stop the running job")
     });
 
-    let end = t.wait_for("the dynamic row's result", Duration::from_secs(300), |s| {
+    let end = t.wait_for("both models' results", Duration::from_secs(600), |s| {
         s.lines()
             .any(|l| l.contains("dynamic") && l.contains("done") && l.contains('×'))
+            && s.lines().any(|l| l.contains("seed") && l.contains("done"))
             && s.contains("idle")
     });
     keep("finished.txt", &end);
     assert!(end.contains("✓ pass"), "threshold verdict shown:\n{end}");
+    assert!(
+        end.contains("blip-easyvqa") && end.contains("(blip)"),
+        "{end}"
+    );
+    let seed = end
+        .lines()
+        .find(|l| l.contains("seed") && l.contains("done"))
+        .unwrap();
+    assert!(
+        seed.contains('%') && seed.contains('×'),
+        "BLIP accuracy and speedup on screen:\n{end}"
+    );
 
     t.keys("s");
     t.wait_for("the save to be logged", Duration::from_secs(10), |s| {
@@ -163,13 +180,31 @@ fn tui_runs_saves_and_quits_in_a_real_terminal() {
     assert_eq!((md.len(), json.len()), (1, 1), "one markdown + one JSON");
     let text = std::fs::read_to_string(&md[0]).unwrap();
     assert!(text.contains("# quantbench report: tui-e2e"), "{text}");
-    let result: quantbench::results::ExperimentResult =
-        serde_json::from_str(&std::fs::read_to_string(&json[0]).unwrap()).unwrap();
-    let variants: Vec<&str> = result.models.iter().map(|m| m.variant.as_str()).collect();
-    assert_eq!(variants, vec!["fp32", "dynamic"]);
-    assert_eq!(result.models[0].accuracy.n, 3);
-    assert_eq!(result.models[1].latency.encoder_runs_ms.len(), 5);
-    assert!(result.models[1].vs_fp32.is_some());
+    let result = quantbench::results::ExperimentResult::from_json(
+        &std::fs::read_to_string(&json[0]).unwrap(),
+    )
+    .unwrap();
+    assert!(result.complete);
+    let rows: Vec<(&str, &str)> = result
+        .rows
+        .iter()
+        .map(|m| (m.model.as_str(), m.variant.as_str()))
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("whisper-tiny.en", "fp32"),
+            ("whisper-tiny.en", "dynamic"),
+            ("blip-easyvqa", "fp32"),
+            ("blip-easyvqa", "seed")
+        ]
+    );
+    assert_eq!(result.rows[0].accuracy.n, Some(3));
+    assert_eq!(result.rows[1].series["encoder"].stats.runs_ms.len(), 5);
+    assert!(result.rows[1].vs_fp32.is_some());
+    assert_eq!(result.rows[3].accuracy.n, Some(20));
+    assert!(result.rows[3].accuracy.value.is_some());
+    assert!(result.rows[3].series.contains_key("caption"));
 
     // Resizing redraws in the other layout: collapsed panes at 80×24, every pane at 160×48.
     t.cmd(&["resize-window", "-t", "tui", "-x", "80", "-y", "24"]);

@@ -1,30 +1,121 @@
-//! BLIP models for the faces: a built-in or a folder (the seed's three-graph layout) opened for captioning
-//! and question answering, evaluated on VQA and caption manifests, and compared FP32 vs INT8 in experiments.
+//! BLIP for the faces and as a workload: a built-in or a folder (the seed's three-graph layout) opened for
+//! captioning and question answering; its series are the vision model alone, whole answers and whole
+//! captions; its accuracy is VQA accuracy (per answer type) with caption exact match beside it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use super::run::paired_speedup;
-use super::variants::{open_blip_variant, Opened};
-use super::{Context, Event, Stage, Task};
+use super::variants::{open_blip_variant, Opened, QuantSetup};
+use super::whisper::dataset_sha256;
+use super::workload::{ArmInfo, EvalProgress, Evaluated, Sample, Workload};
+use super::{Cancel, Context, Event, Stage, Task};
 use crate::config::{MeasureConfig, ModelEntry, EASY_VQA_TEST};
 use crate::data::easy_vqa;
 use crate::data::image::load_rgb;
-use crate::data::manifest::{load_captions, load_vqa};
-use crate::measure::stats::Summary;
+use crate::data::manifest::{load_captions, load_vqa, CaptionItem, VqaItem};
+use crate::measure::stats::Stats;
 use crate::measure::{caption, vqa};
 use crate::models::blip::{builtin, BlipModel, BlipPipeline};
 use crate::results::{
-    BlipComparison, BlipModelResult, CaptionEvalResult, CaptionItemResult, VqaEvalResult,
-    VqaItemResult,
+    Accuracy, CaptionEvalResult, CaptionItemResult, Evaluation, Kind, Metric, VqaEvalResult,
+    VqaItemResult, WorstItem,
 };
+
+/// Worst items a row keeps.
+const WORST: usize = 5;
 
 /// Writes a built-in BLIP's FP32 folder into `out` (through a temp folder; an existing `out` is refused).
 pub fn export_builtin(name: &str, out: &Path, sink: &mut dyn FnMut(Event)) -> Result<()> {
     builtin::export_builtin(name, out, &mut |m| sink(Event::Note(m.to_string())))?;
     sink(Event::Note(format!("export {name}: {}", out.display())));
     Ok(())
+}
+
+fn first(items_len: usize, limit: usize) -> usize {
+    if limit > 0 {
+        items_len.min(limit)
+    } else {
+        items_len
+    }
+}
+
+fn answer_item(pipeline: &mut BlipPipeline, it: &VqaItem) -> Result<(VqaItemResult, u32)> {
+    let image = load_rgb(&it.image)?;
+    let a = pipeline
+        .answer(&image, &it.question)
+        .with_context(|| format!("{} ({})", it.image.display(), it.question))?;
+    let accuracy = vqa::accuracy(&a.text, &it.answers);
+    Ok((
+        VqaItemResult {
+            image: it.image_rel.clone(),
+            question: it.question.clone(),
+            answer: a.text,
+            references: it.answers.clone(),
+            answer_type: it.answer_type.clone(),
+            accuracy,
+            correct: accuracy >= 1.0,
+            question_truncated: a.question_truncated,
+            latency_ms: a.total.as_secs_f64() * 1e3,
+        },
+        generated(&a.tokens),
+    ))
+}
+
+/// Tokens generated, without the [DEC] the decoder starts from.
+fn generated(tokens: &[i64]) -> u32 {
+    tokens.len().saturating_sub(1) as u32
+}
+
+fn vqa_result(model: &str, manifest: &Path, items: Vec<VqaItemResult>) -> VqaEvalResult {
+    let mut score = vqa::VqaScore::default();
+    for it in &items {
+        score.add(it.answer_type.as_deref().unwrap_or("all"), it.accuracy);
+    }
+    let latencies: Vec<f64> = items.iter().map(|r| r.latency_ms).collect();
+    VqaEvalResult {
+        model: model.to_string(),
+        manifest: manifest.display().to_string(),
+        n: items.len(),
+        accuracy: score.accuracy(),
+        accuracy_by_type: score
+            .by_type
+            .keys()
+            .filter_map(|t| Some((t.clone(), score.accuracy_of(t)?)))
+            .collect(),
+        latency_ms: Stats::of(&latencies).expect("manifests are never empty"),
+        items,
+    }
+}
+
+fn caption_item(pipeline: &mut BlipPipeline, it: &CaptionItem) -> Result<CaptionItemResult> {
+    let image = load_rgb(&it.image)?;
+    let c = pipeline
+        .caption(&image)
+        .with_context(|| it.image.display().to_string())?;
+    Ok(CaptionItemResult {
+        image: it.image_rel.clone(),
+        exact_match: caption::exact_match(&c.text, &it.captions),
+        token_f1: caption::token_f1(&c.text, &it.captions),
+        caption: c.text,
+        references: it.captions.clone(),
+        latency_ms: c.total.as_secs_f64() * 1e3,
+    })
+}
+
+fn caption_result(model: &str, manifest: &Path, out: Vec<CaptionItemResult>) -> CaptionEvalResult {
+    let n = out.len().max(1) as f64;
+    let latencies: Vec<f64> = out.iter().map(|r| r.latency_ms).collect();
+    CaptionEvalResult {
+        model: model.to_string(),
+        manifest: manifest.display().to_string(),
+        n: out.len(),
+        exact_match: out.iter().filter(|r| r.exact_match).count() as f64 / n,
+        token_f1: out.iter().map(|r| r.token_f1).sum::<f64>() / n,
+        latency_ms: Stats::of(&latencies).expect("manifests are never empty"),
+        items: out,
+    }
 }
 
 fn progress(
@@ -41,15 +132,7 @@ fn progress(
     });
 }
 
-fn first(items_len: usize, limit: usize) -> usize {
-    if limit > 0 {
-        items_len.min(limit)
-    } else {
-        items_len
-    }
-}
-
-/// Answers every question of a VQA manifest; accuracy overall and per answer type.
+/// Answers every question of a VQA manifest; accuracy overall and per answer type (`quantbench eval`).
 pub fn evaluate_vqa(
     pipeline: &mut BlipPipeline,
     (model, variant): (&str, &str),
@@ -59,45 +142,15 @@ pub fn evaluate_vqa(
 ) -> Result<VqaEvalResult> {
     let mut items = load_vqa(manifest)?;
     items.truncate(first(items.len(), limit));
-    let mut score = vqa::VqaScore::default();
     let mut out = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        let image = load_rgb(&it.image)?;
-        let a = pipeline
-            .answer(&image, &it.question)
-            .with_context(|| format!("{} ({})", it.image.display(), it.question))?;
-        let accuracy = vqa::accuracy(&a.text, &it.answers);
-        score.add(it.answer_type.as_deref().unwrap_or("all"), accuracy);
-        out.push(VqaItemResult {
-            image: it.image_rel.clone(),
-            question: it.question.clone(),
-            answer: a.text,
-            references: it.answers.clone(),
-            answer_type: it.answer_type.clone(),
-            accuracy,
-            correct: accuracy >= 1.0,
-            question_truncated: a.question_truncated,
-            latency_ms: a.total.as_secs_f64() * 1e3,
-        });
+        out.push(answer_item(pipeline, it)?.0);
         progress((model, variant), i + 1, items.len(), sink);
     }
-    let latencies: Vec<f64> = out.iter().map(|r| r.latency_ms).collect();
-    Ok(VqaEvalResult {
-        model: model.to_string(),
-        manifest: manifest.display().to_string(),
-        n: out.len(),
-        accuracy: score.accuracy(),
-        accuracy_by_type: score
-            .by_type
-            .keys()
-            .filter_map(|t| Some((t.clone(), score.accuracy_of(t)?)))
-            .collect(),
-        latency_ms: Summary::of(&latencies).expect("manifests are never empty"),
-        items: out,
-    })
+    Ok(vqa_result(model, manifest, out))
 }
 
-/// Captions every image of a caption manifest; exact match and token F1 against its captions.
+/// Captions every image of a caption manifest; exact match and token F1 (`quantbench eval`).
 pub fn evaluate_captions(
     pipeline: &mut BlipPipeline,
     (model, variant): (&str, &str),
@@ -109,31 +162,10 @@ pub fn evaluate_captions(
     items.truncate(first(items.len(), limit));
     let mut out = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        let image = load_rgb(&it.image)?;
-        let c = pipeline
-            .caption(&image)
-            .with_context(|| it.image.display().to_string())?;
-        out.push(CaptionItemResult {
-            image: it.image_rel.clone(),
-            exact_match: caption::exact_match(&c.text, &it.captions),
-            token_f1: caption::token_f1(&c.text, &it.captions),
-            caption: c.text,
-            references: it.captions.clone(),
-            latency_ms: c.total.as_secs_f64() * 1e3,
-        });
+        out.push(caption_item(pipeline, it)?);
         progress((model, variant), i + 1, items.len(), sink);
     }
-    let n = out.len().max(1) as f64;
-    let latencies: Vec<f64> = out.iter().map(|r| r.latency_ms).collect();
-    Ok(CaptionEvalResult {
-        model: model.to_string(),
-        manifest: manifest.display().to_string(),
-        n: out.len(),
-        exact_match: out.iter().filter(|r| r.exact_match).count() as f64 / n,
-        token_f1: out.iter().map(|r| r.token_f1).sum::<f64>() / n,
-        latency_ms: Summary::of(&latencies).expect("manifests are never empty"),
-        items: out,
-    })
+    Ok(caption_result(model, manifest, out))
 }
 
 /// The folder of a BLIP spec: a built-in's (written into the cache on first use) or the given folder.
@@ -159,14 +191,6 @@ pub fn open_blip(spec: &str, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Resu
     Ok(BlipPipeline::new(model))
 }
 
-/// Whether an experiment entry names a BLIP (a built-in BLIP or a folder in BLIP's layout).
-pub fn is_blip(spec: &str) -> bool {
-    builtin::BUILTIN_BLIP.contains(&spec)
-        || Path::new(spec)
-            .join(crate::models::blip::model::VISION_FILE)
-            .is_file()
-}
-
 /// The VQA and caption manifests of an entry.
 fn manifests(
     entry: &ModelEntry,
@@ -182,169 +206,248 @@ fn manifests(
     Ok((entry.dataset.clone(), entry.captions.clone()))
 }
 
-fn latency_progress(
-    model: &str,
-    arms: &[Opened<BlipPipeline>],
-    done: usize,
-    total: usize,
-    sink: &mut dyn FnMut(Event),
-) {
-    let variants: Vec<&str> = arms.iter().map(|a| a.variant.as_str()).collect();
-    sink(Event::Progress {
-        task: Task::new(model, &variants),
-        stage: Stage::MeasureEndToEnd,
-        done,
-        total,
-    });
+pub struct BlipWorkload {
+    name: String,
+    arms: Vec<ArmInfo>,
+    pipelines: Vec<Opened<BlipPipeline>>,
+    /// Timed inputs: the first `latency_samples` questions (with their images) and caption images.
+    questions: Vec<(image::RgbImage, String)>,
+    caption_images: Vec<image::RgbImage>,
+    vqa_manifest: PathBuf,
+    caption_manifest: Option<PathBuf>,
+    vqa_items: Vec<VqaItem>,
+    caption_items: Vec<CaptionItem>,
+    dataset_sha256: String,
+    random_weights: bool,
+    threads: usize,
 }
 
-/// Every variant of a BLIP entry: sizes, then answer and caption latency interleaved across the
-/// variants (A B A B …, as for Whisper), then accuracy on the whole manifests (`limit` items).
-pub fn run_blip_entry(
-    entry: &ModelEntry,
-    measure: &MeasureConfig,
-    ctx: &Context,
-    sink: &mut dyn FnMut(Event),
-) -> Result<Vec<BlipModelResult>> {
-    let (vqa_manifest, caption_manifest) = manifests(entry, ctx, sink)?;
-    let questions = load_vqa(&vqa_manifest)?;
-    let captions = match &caption_manifest {
-        Some(c) => load_captions(c)?,
-        None => Vec::new(),
-    };
-    let n = entry.latency_samples.max(1);
-    let vqa_samples: Vec<(image::RgbImage, String)> = questions
-        .iter()
-        .take(n)
-        .map(|q| Ok((load_rgb(&q.image)?, q.question.clone())))
-        .collect::<Result<_>>()?;
-    // Captions are timed on the caption manifest's images, else on the VQA images.
-    let caption_images: Vec<image::RgbImage> = if captions.is_empty() {
-        vqa_samples.iter().map(|(i, _)| i.clone()).collect()
-    } else {
-        captions
+impl BlipWorkload {
+    pub fn open(
+        entry: &ModelEntry,
+        _measure: &MeasureConfig,
+        ctx: &Context,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<Self> {
+        let (vqa_manifest, caption_manifest) = manifests(entry, ctx, sink)?;
+        let mut vqa_items = load_vqa(&vqa_manifest)?;
+        let mut caption_items = match &caption_manifest {
+            Some(c) => load_captions(c)?,
+            None => Vec::new(),
+        };
+        let n = entry.latency_samples.max(1);
+        let questions = vqa_items
+            .iter()
+            .take(n)
+            .map(|q| Ok((load_rgb(&q.image)?, q.question.clone())))
+            .collect::<Result<_>>()?;
+        let caption_images = caption_items
             .iter()
             .take(n)
             .map(|c| Ok(load_rgb(&c.image)?))
-            .collect::<Result<_>>()?
-    };
-    let setup = entry.quant_setup();
-    let mut arms = Vec::new();
-    for variant in entry.variants() {
-        arms.push(open_blip_variant(
-            &entry.model,
-            &variant,
-            &setup,
-            ctx,
-            sink,
-        )?);
-    }
-    let name = arms[0].model.name.clone();
-    let random = builtin::has_random_weights(&entry.model);
-
-    let total = vqa_samples.len() + caption_images.len();
-    for _ in 0..measure.warmup {
-        for arm in arms.iter_mut() {
-            arm.pipeline.answer(&vqa_samples[0].0, &vqa_samples[0].1)?;
-            arm.pipeline.caption(&caption_images[0])?;
+            .collect::<Result<_>>()?;
+        vqa_items.truncate(first(vqa_items.len(), entry.limit));
+        caption_items.truncate(first(caption_items.len(), entry.limit));
+        let mut files: Vec<&Path> = vqa_items.iter().map(|i| i.image.as_path()).collect();
+        files.extend(caption_items.iter().map(|i| i.image.as_path()));
+        if let Some(c) = &caption_manifest {
+            files.push(c);
         }
-    }
-    let mut vqa_runs = vec![Vec::new(); arms.len()];
-    let mut caption_runs = vec![Vec::new(); arms.len()];
-    for (i, (image, question)) in vqa_samples.iter().enumerate() {
-        ctx.cancel.check()?;
-        for (arm, runs) in arms.iter_mut().zip(&mut vqa_runs) {
-            let a = arm.pipeline.answer(image, question)?;
-            runs.push(a.total.as_secs_f64() * 1e3);
+        let dataset_sha256 = dataset_sha256(&vqa_manifest, files)?;
+        let setup = QuantSetup::of_entry(entry);
+        let mut pipelines = Vec::new();
+        for v in entry.variants() {
+            pipelines.push(open_blip_variant(&entry.model, v, &setup, ctx, sink)?);
         }
-        latency_progress(&name, &arms, i + 1, total, sink);
-    }
-    for (i, image) in caption_images.iter().enumerate() {
-        ctx.cancel.check()?;
-        for (arm, runs) in arms.iter_mut().zip(&mut caption_runs) {
-            let c = arm.pipeline.caption(image)?;
-            runs.push(c.total.as_secs_f64() * 1e3);
-        }
-        latency_progress(&name, &arms, vqa_samples.len() + i + 1, total, sink);
-    }
-
-    let mut accuracy = Vec::new();
-    for arm in arms.iter_mut() {
-        ctx.cancel.check()?;
-        if random {
-            accuracy.push((None, None));
-            continue;
-        }
-        let label = (name.as_str(), arm.variant.as_str());
-        let vqa = evaluate_vqa(&mut arm.pipeline, label, &vqa_manifest, entry.limit, sink)?;
-        let caps = match &caption_manifest {
-            Some(c) => Some(evaluate_captions(
-                &mut arm.pipeline,
-                label,
-                c,
-                entry.limit,
-                sink,
-            )?),
-            None => None,
-        };
-        accuracy.push((Some(vqa), caps));
-    }
-
-    let bytes = |a: &Opened<BlipPipeline>| a.parts.iter().map(|p| p.bytes).sum::<u64>() as f64;
-    let base = 0; // entry.variants() puts FP32 first
-    let mut rows = Vec::new();
-    for (i, arm) in arms.iter().enumerate() {
-        let (vqa, caps) = accuracy[i].clone();
-        let vs_fp32 = (i != base).then(|| {
-            let drop = |f: &dyn Fn(usize) -> Option<f64>| Some((f(base)? - f(i)?) * 100.0);
-            BlipComparison {
-                vqa_speedup: paired_speedup(&vqa_runs[base], &vqa_runs[i]),
-                caption_speedup: paired_speedup(&caption_runs[base], &caption_runs[i]),
-                vqa_accuracy_drop_points: drop(&|k| accuracy[k].0.as_ref().map(|r| r.accuracy)),
-                caption_exact_match_drop_points: drop(&|k| {
-                    accuracy[k].1.as_ref().map(|r| r.exact_match)
-                }),
-                size_ratio: bytes(arm) / bytes(&arms[base]),
-            }
-        });
-        let verdicts = vs_fp32
-            .as_ref()
-            .map(|c| c.verdicts(&entry.thresholds))
-            .unwrap_or_default();
-        let summary = match (&vqa, &vs_fp32) {
-            (Some(v), Some(c)) => format!(
-                "VQA accuracy {:.2} %, VQA {:.2}×, caption {:.2}×",
-                v.accuracy * 100.0,
-                c.vqa_speedup,
-                c.caption_speedup
-            ),
-            (Some(v), None) => format!("VQA accuracy {:.2} %", v.accuracy * 100.0),
-            (None, Some(c)) => format!(
-                "VQA {:.2}×, caption {:.2}×",
-                c.vqa_speedup, c.caption_speedup
-            ),
-            (None, None) => "measured".to_string(),
-        };
-        sink(Event::Note(format!("{name} {}: {summary}", arm.variant)));
-        rows.push(BlipModelResult {
-            model: name.clone(),
-            variant: arm.variant.clone(),
-            source_sha256: arm.model.source_sha256.clone(),
-            parts: arm.parts.clone(),
+        let random_weights = pipelines[0].pipeline.model.config.random_weights;
+        Ok(BlipWorkload {
+            name: pipelines[0].model.name.clone(),
+            arms: pipelines.iter().map(Opened::info).collect(),
+            pipelines,
+            questions,
+            caption_images,
+            vqa_manifest,
+            caption_manifest,
+            vqa_items,
+            caption_items,
+            dataset_sha256,
+            random_weights,
             threads: ctx.threads,
-            warmup: measure.warmup,
-            vqa_latency_ms: Summary::of(&vqa_runs[i]).expect("samples >= 1"),
-            caption_latency_ms: Summary::of(&caption_runs[i]).expect("samples >= 1"),
-            vqa_runs_ms: vqa_runs[i].clone(),
-            caption_runs_ms: caption_runs[i].clone(),
-            latency_dataset: vqa_manifest.display().to_string(),
-            accuracy_na: random.then(|| "n/a (random weights)".to_string()),
-            vqa,
-            captions: caps,
-            quantization: arm.quantization.clone(),
-            vs_fp32,
-            verdicts,
-        });
+        })
     }
-    Ok(rows)
+}
+
+/// Wrong answers, worst first (lowest VQA accuracy, then manifest order).
+fn worst(items: &[VqaItemResult]) -> Vec<WorstItem> {
+    let mut wrong: Vec<&VqaItemResult> = items.iter().filter(|i| !i.correct).collect();
+    wrong.sort_by(|a, b| a.accuracy.total_cmp(&b.accuracy));
+    wrong
+        .into_iter()
+        .take(WORST)
+        .map(|i| {
+            let words = |s: &str| {
+                s.split_whitespace()
+                    .map(|w| (w.to_string(), false))
+                    .collect()
+            };
+            let mut refs: Vec<String> = i.references.clone();
+            refs.dedup();
+            WorstItem {
+                item: i.image.clone(),
+                cost: format!(
+                    "accuracy {:.0} %{}",
+                    i.accuracy * 100.0,
+                    i.answer_type
+                        .as_deref()
+                        .map_or(String::new(), |t| format!(" ({t})"))
+                ),
+                lines: vec![
+                    ("q".into(), words(&i.question)),
+                    ("ref".into(), words(&refs.join(" | "))),
+                    (
+                        "got".into(),
+                        i.answer
+                            .split_whitespace()
+                            .map(|w| (w.to_string(), true))
+                            .collect(),
+                    ),
+                ],
+            }
+        })
+        .collect()
+}
+
+impl Workload for BlipWorkload {
+    fn kind(&self) -> Kind {
+        Kind::Blip
+    }
+
+    fn model(&self) -> &str {
+        &self.name
+    }
+
+    fn arms(&self) -> &[ArmInfo] {
+        &self.arms
+    }
+
+    fn series(&self) -> Vec<&'static str> {
+        let mut s = vec!["vision", "vqa"];
+        if !self.caption_images.is_empty() {
+            s.push("caption");
+        }
+        s
+    }
+
+    fn rounds(&self, series: &str) -> usize {
+        match series {
+            "caption" => self.caption_images.len(),
+            _ => self.questions.len(),
+        }
+    }
+
+    fn sample(&mut self, arm: usize, series: &str, round: usize) -> Result<Sample> {
+        let p = &mut self.pipelines[arm].pipeline;
+        match series {
+            "vision" => {
+                let (image, _) = &self.questions[round % self.questions.len()];
+                let took = p.vision(image)?;
+                Ok(Sample {
+                    ms: took.as_secs_f64() * 1e3,
+                    tokens: None,
+                })
+            }
+            "vqa" => {
+                let (image, question) = &self.questions[round % self.questions.len()];
+                let a = p.answer(image, question)?;
+                Ok(Sample {
+                    ms: a.total.as_secs_f64() * 1e3,
+                    tokens: Some(generated(&a.tokens)),
+                })
+            }
+            _ => {
+                let image = &self.caption_images[round % self.caption_images.len()];
+                let c = p.caption(image)?;
+                Ok(Sample {
+                    ms: c.total.as_secs_f64() * 1e3,
+                    tokens: Some(generated(&c.tokens)),
+                })
+            }
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        arm: usize,
+        cancel: &Cancel,
+        progress: EvalProgress,
+    ) -> Result<Evaluated> {
+        if self.random_weights {
+            return Ok(Evaluated {
+                accuracy: Accuracy::not_applicable(
+                    Metric::VqaAccuracy,
+                    "random weights (blip.json: random_weights): a model for speed only",
+                ),
+                worst: Vec::new(),
+                evaluation: None,
+            });
+        }
+        let p = &mut self.pipelines[arm].pipeline;
+        let total = self.vqa_items.len() + self.caption_items.len();
+        let mut answers = Vec::new();
+        let mut sum = 0.0;
+        for (i, it) in self.vqa_items.iter().enumerate() {
+            cancel.check()?;
+            let (r, _) = answer_item(p, it)?;
+            sum += r.accuracy;
+            answers.push(r);
+            progress(i + 1, total, Some(sum / (i + 1) as f64));
+        }
+        let vqa = vqa_result(&self.name, &self.vqa_manifest, answers);
+        let mut captions = Vec::new();
+        for (i, it) in self.caption_items.iter().enumerate() {
+            cancel.check()?;
+            captions.push(caption_item(p, it)?);
+            progress(self.vqa_items.len() + i + 1, total, Some(vqa.accuracy));
+        }
+        let captions = self
+            .caption_manifest
+            .as_ref()
+            .map(|m| caption_result(&self.name, m, captions));
+        let mut secondary = BTreeMap::new();
+        if let Some(c) = &captions {
+            secondary.insert("caption_exact_match".to_string(), c.exact_match);
+            secondary.insert("caption_token_f1".to_string(), c.token_f1);
+        }
+        Ok(Evaluated {
+            accuracy: Accuracy {
+                metric: Metric::VqaAccuracy,
+                value: Some(vqa.accuracy),
+                n: Some(vqa.n),
+                by_type: vqa.accuracy_by_type.clone(),
+                secondary,
+                not_applicable: None,
+            },
+            worst: worst(&vqa.items),
+            evaluation: Some(Evaluation::Vqa { vqa, captions }),
+        })
+    }
+
+    fn dataset(&self) -> (String, String) {
+        (
+            self.vqa_manifest.display().to_string(),
+            self.dataset_sha256.clone(),
+        )
+    }
+
+    fn setup(&self) -> BTreeMap<String, serde_json::Value> {
+        [
+            ("threads".to_string(), self.threads.into()),
+            ("latency_questions".to_string(), self.questions.len().into()),
+            (
+                "latency_images".to_string(),
+                self.caption_images.len().into(),
+            ),
+        ]
+        .into()
+    }
 }

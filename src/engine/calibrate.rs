@@ -106,12 +106,9 @@ impl CalibrationSet {
 /// returned in manifest order.
 fn choose(n: usize, size: usize, seed: u64) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = crate::rng::XorShift64::new(seed);
     for i in (1..n).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        idx.swap(i, (state % (i as u64 + 1)) as usize);
+        idx.swap(i, rng.below(i + 1));
     }
     idx.truncate(size.min(n));
     idx.sort_unstable();

@@ -1,6 +1,6 @@
-use crate::measure::stats::Summary;
+use crate::measure::stats::Ratio;
 use crate::quant::QuantSummary;
-use crate::results::{ItemResult, ModelResult, PartSize};
+use crate::results::{Metric, PartSize, Row, Series};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
@@ -11,30 +11,27 @@ pub enum Stage {
     Smooth,
     Quantize,
     Evaluate,
-    MeasureEncoder,
-    MeasureDecoderStep,
-    MeasureEndToEnd,
+    /// A latency series, by name (`encoder`, `vqa`, …).
+    Measure(&'static str),
 }
 
 impl Stage {
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            Stage::Fetch => "fetch",
-            Stage::Convert => "convert",
-            Stage::Load => "load",
-            Stage::Calibrate => "calibration statistics",
-            Stage::Smooth => "smoothing",
-            Stage::Quantize => "quantize",
-            Stage::Evaluate => "evaluate",
-            Stage::MeasureEncoder => "latency: encoder",
-            Stage::MeasureDecoderStep => "latency: decoder step",
-            Stage::MeasureEndToEnd => "latency: end to end",
+            Stage::Fetch => "fetch".into(),
+            Stage::Convert => "convert".into(),
+            Stage::Load => "load".into(),
+            Stage::Calibrate => "calibration statistics".into(),
+            Stage::Smooth => "smoothing".into(),
+            Stage::Quantize => "quantize".into(),
+            Stage::Evaluate => "evaluate".into(),
+            Stage::Measure(series) => format!("latency: {}", series.replace('_', " ")),
         }
     }
 }
 
 /// What a step works on: one model and the variants it touches (all of them while measuring, since the
-/// series alternate between variants).
+/// rounds run every variant).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Task {
     pub model: String,
@@ -75,22 +72,23 @@ pub enum Event {
         parts: Vec<PartSize>,
         quantization: Option<QuantSummary>,
     },
-    /// One utterance transcribed during the accuracy pass.
-    Item {
+    /// Evaluation so far: items done and the metric over them.
+    Accuracy {
         model: String,
         variant: String,
-        index: usize,
-        item: ItemResult,
+        metric: Metric,
+        done: usize,
+        total: usize,
+        so_far: Option<f64>,
     },
-    /// A latency series of one variant is complete (encoder, decoder step).
+    /// A latency series of one variant is complete, with its speedup against FP32's in the same rounds.
     Series {
         model: String,
         variant: String,
-        stage: Stage,
-        summary: Summary,
-        samples_ms: Vec<f64>,
-        /// Median of the per-pair ratios against FP32's series in the same run.
-        speedup: Option<f64>,
+        name: &'static str,
+        series: Box<Series>,
+        speedup: Option<Ratio>,
     },
-    ModelDone(Box<ModelResult>),
+    /// A row is finished: every series, the accuracy, the verdicts.
+    RowDone(Box<Row>),
 }

@@ -6,37 +6,50 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context as _, Result};
 
 use super::calibrate::{calibrate, CalibrationSet};
+use super::workload::ArmInfo;
 use super::{Context, Event, Stage, Task};
+use crate::config::{ModelEntry, Variant};
 use crate::models::blip::{BlipModel, BlipPipeline};
 use crate::models::whisper::{DecodeOptions, Pipeline, WhisperModel};
 use crate::models::{resolve, ResolvedModel};
 use crate::quant::{
-    quantize_folder, IgnoredScope, QuantOptions, QuantSummary, Recipe, StaticParams, SIDECAR_FILE,
+    quantize_folder, IgnoredScope, QuantOptions, QuantSummary, Recipe, StaticOverrides,
+    SIDECAR_FILE,
 };
 use crate::results::PartSize;
 
 /// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
 const QUANT_REVISION: u32 = 2;
 
-pub const BASELINE: &str = "fp32";
+pub const BASELINE: &str = Variant::BASELINE;
 
-/// How INT8 variants are made: the nodes every recipe keeps in float, the static recipe's parameters and
-/// its calibration manifest.
+/// How INT8 variants are made: the nodes every recipe keeps in float, the calibrated recipes' parameters
+/// set explicitly (the rest are the recipe's defaults) and the calibration manifest.
 #[derive(Debug, Clone, Default)]
 pub struct QuantSetup {
     pub ignored: IgnoredScope,
-    pub params: StaticParams,
+    pub overrides: StaticOverrides,
     pub calibration: Option<PathBuf>,
     /// A recipe per graph, overriding the variant's for that part.
     pub parts: std::collections::BTreeMap<String, Recipe>,
 }
 
 impl QuantSetup {
+    /// What an experiment entry asks of its INT8 variants.
+    pub fn of_entry(entry: &ModelEntry) -> Self {
+        QuantSetup {
+            ignored: entry.ignored_scope.clone(),
+            overrides: entry.static_params.clone(),
+            calibration: entry.calibration.clone(),
+            parts: entry.parts.clone(),
+        }
+    }
+
     fn options(&self, recipe: Recipe) -> QuantOptions {
         QuantOptions {
             recipe,
             ignored: self.ignored.clone(),
-            params: self.params.clone(),
+            params: self.overrides.params_for(recipe),
             parts: self.parts.clone(),
         }
     }
@@ -65,12 +78,8 @@ impl QuantSetup {
             ),
             None => None,
         };
-        CalibrationSet::load(
-            manifest.as_deref(),
-            self.params.calibration_size,
-            self.params.seed,
-        )
-        .map(Some)
+        let params = self.overrides.params_for(recipe);
+        CalibrationSet::load(manifest.as_deref(), params.calibration_size, params.seed).map(Some)
     }
 }
 
@@ -126,14 +135,9 @@ fn probe(dir: &Path, blip: bool, threads: usize) -> Result<()> {
 
 /// One second of seeded low-level noise: enough to run every graph of the pipeline once.
 fn probe_audio() -> Vec<f32> {
-    let mut state = 0x2545_f491_u32;
+    let mut rng = crate::rng::XorShift64::new(0x2545_f491);
     (0..16_000)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            (state as f32 / u32::MAX as f32 - 0.5) * 0.02
-        })
+        .map(|_| (rng.uniform() as f32 - 0.5) * 0.02)
         .collect()
 }
 
@@ -268,11 +272,23 @@ pub struct Opened<P = Pipeline> {
     pub quantization: Option<QuantSummary>,
 }
 
-/// Resolves `spec` and opens it as `variant` (`fp32` or a recipe name), quantizing on first use as `setup`
-/// says.
+impl<P> Opened<P> {
+    /// What the measuring loop and the rows need to know of this variant.
+    pub fn info(&self) -> ArmInfo {
+        ArmInfo {
+            variant: self.variant.clone(),
+            baseline: self.quantization.is_none(),
+            source_sha256: self.model.source_sha256.clone(),
+            parts: self.parts.clone(),
+            quantization: self.quantization.clone(),
+        }
+    }
+}
+
+/// Resolves `spec` and opens it as `variant`, quantizing on first use as `setup` says.
 pub fn open_variant(
     spec: &str,
-    variant: &str,
+    variant: Variant,
     setup: &QuantSetup,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
@@ -288,7 +304,7 @@ pub fn open_variant(
 /// As `open_variant`, for a BLIP.
 pub fn open_blip_variant(
     spec: &str,
-    variant: &str,
+    variant: Variant,
     setup: &QuantSetup,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
@@ -300,7 +316,7 @@ pub fn open_blip_variant(
 
 fn open_with<P>(
     spec: &str,
-    variant: &str,
+    variant: Variant,
     setup: &QuantSetup,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
@@ -308,21 +324,23 @@ fn open_with<P>(
 ) -> Result<Opened<P>> {
     ctx.init_runtime(sink)?;
     let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
-    let (dir, quantization, variant) = if variant == BASELINE {
-        // A folder given by path may itself be a quantized one: label it by its sidecar.
-        let summary = read_sidecar(&fp32.onnx_dir)?;
-        let label = summary.as_ref().map_or(BASELINE, |s| s.recipe.name());
-        (fp32.onnx_dir.clone(), summary, label.to_string())
-    } else {
-        let recipe = Recipe::parse(variant)?;
-        let options = setup.options(recipe);
-        let set = setup.calibration_set(recipe, &fp32, ctx, sink)?;
-        let dir = cached_dir(ctx, &fp32, &options, set.as_ref());
-        let summary = match read_sidecar(&dir)? {
-            Some(s) => s,
-            None => build(&fp32, &options, set.as_ref(), &dir, ctx, sink)?,
-        };
-        (dir, Some(summary), variant.to_string())
+    let (dir, quantization, variant) = match variant {
+        Variant::Fp32 => {
+            // A folder given by path may itself be a quantized one: label it by its sidecar.
+            let summary = read_sidecar(&fp32.onnx_dir)?;
+            let label = summary.as_ref().map_or(BASELINE, |s| s.recipe.name());
+            (fp32.onnx_dir.clone(), summary, label.to_string())
+        }
+        Variant::Recipe(recipe) => {
+            let options = setup.options(recipe);
+            let set = setup.calibration_set(recipe, &fp32, ctx, sink)?;
+            let dir = cached_dir(ctx, &fp32, &options, set.as_ref());
+            let summary = match read_sidecar(&dir)? {
+                Some(s) => s,
+                None => build(&fp32, &options, set.as_ref(), &dir, ctx, sink)?,
+            };
+            (dir, Some(summary), recipe.name().to_string())
+        }
     };
     sink(Event::Progress {
         task: Task::new(&fp32.name, &[&variant]),

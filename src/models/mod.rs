@@ -166,3 +166,15 @@ fn convert_once(
     whisper::export::convert(ct2, onnx)?;
     Ok(())
 }
+
+/// What a model spec is: a BLIP (a built-in BLIP, or a folder in BLIP's layout) or else Whisper — decided
+/// by the model itself, so a folder exported from a built-in is the same kind as the built-in.
+pub fn kind_of(spec: &str) -> crate::results::Kind {
+    let blip = blip::builtin::BUILTIN_BLIP.contains(&spec)
+        || Path::new(spec).join(blip::model::VISION_FILE).is_file();
+    if blip {
+        crate::results::Kind::Blip
+    } else {
+        crate::results::Kind::Whisper
+    }
+}

@@ -34,13 +34,13 @@ pub enum QuantError {
     Scope(String),
     #[error("calibration: {0}")]
     Calibration(String),
-    #[error("unknown recipe `{0}` (known: dynamic, static, weights)")]
+    #[error("unknown recipe `{0}` (known: dynamic, static, weights, seed)")]
     UnknownRecipe(String),
     #[error("{path}: {what}")]
     Io { path: PathBuf, what: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Recipe {
     /// Weights int8 per output channel (symmetric), activations quantized at run time (uint8, per tensor).
@@ -204,6 +204,94 @@ impl StaticParams {
             calibration_size: 300,
             ..Default::default()
         }
+    }
+}
+
+impl Recipe {
+    /// The parameters a recipe gets when nothing overrides them: the one place a recipe's defaults live
+    /// (`quantize`, `eval`, `transcribe` and experiments all start here). `seed` is the seed notebooks'
+    /// recipe: 300 calibration items and SmoothQuant α 0.5 on the encoder side; the others calibrate on 30
+    /// items without smoothing. Both use the MSE estimator and bias correction, seed 0.
+    pub fn default_params(self) -> StaticParams {
+        match self {
+            Recipe::Seed => StaticParams::seed(),
+            _ => StaticParams::default(),
+        }
+    }
+}
+
+/// Parameters set explicitly (an experiment's `[models.static]`, `quantize`'s flags); the rest come from
+/// the recipe's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticOverrides {
+    #[serde(
+        default,
+        with = "estimator_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub estimator: Option<calib::Estimator>,
+    /// `{}` turns smoothing off; absent keeps the recipe's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smooth_quant: Option<SmoothAlpha>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bias_correction: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration_size: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+impl StaticOverrides {
+    /// `recipe`'s defaults with these overrides applied.
+    pub fn params_for(&self, recipe: Recipe) -> StaticParams {
+        let d = recipe.default_params();
+        StaticParams {
+            estimator: self.estimator.unwrap_or(d.estimator),
+            smooth_quant: match self.smooth_quant {
+                Some(a) if a.encoder.is_none() && a.decoder.is_none() => None,
+                Some(a) => Some(a),
+                None => d.smooth_quant,
+            },
+            bias_correction: self.bias_correction.unwrap_or(d.bias_correction),
+            calibration_size: self.calibration_size.unwrap_or(d.calibration_size),
+            seed: self.seed.unwrap_or(d.seed),
+        }
+    }
+
+    /// Values outside their range, as "key: why".
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(a) = self.smooth_quant {
+            for (side, v) in [("encoder", a.encoder), ("decoder", a.decoder)] {
+                if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
+                    out.push(format!("smooth_quant.{side}: α {v} is outside [0, 1]"));
+                }
+            }
+        }
+        if self.calibration_size == Some(0) {
+            out.push("calibration_size: must be at least 1".into());
+        }
+        out
+    }
+}
+
+mod estimator_opt {
+    use super::calib::Estimator;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Option<Estimator>, s: S) -> Result<S::Ok, S::Error> {
+        match e {
+            Some(e) => s.serialize_str(&e.label()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Estimator>, D::Error> {
+        let text = String::deserialize(d)?;
+        Estimator::parse(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
     }
 }
 

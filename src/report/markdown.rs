@@ -1,8 +1,8 @@
 use std::fmt::Write;
 
 use super::Exporter;
-use crate::measure::stats::Summary;
-use crate::results::{BlipModelResult, ExperimentResult, ModelResult, PartSize, Verdict};
+use crate::measure::stats::Ratio;
+use crate::results::{Accuracy, ExperimentResult, Kind, Metric, PartSize, Row, Verdict};
 
 pub struct Markdown;
 
@@ -14,15 +14,22 @@ fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-fn stats_row(name: &str, s: &Summary) -> String {
-    format!(
-        "| {name} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} |\n",
-        s.median, s.mean, s.min, s.max, s.stddev, s.runs
-    )
+/// "2.04× [1.98, 2.10]".
+fn ratio(r: &Ratio) -> String {
+    format!("{:.2}× [{:.2}, {:.2}]", r.median, r.ci95[0], r.ci95[1])
+}
+
+/// The row's accuracy as its metric prints, or why there is none.
+pub fn accuracy_text(a: &Accuracy) -> String {
+    match (a.value, &a.not_applicable) {
+        (Some(v), _) => pct(v),
+        (None, Some(why)) => format!("n/a ({why})"),
+        (None, None) => "—".into(),
+    }
 }
 
 /// ✓ when every threshold passed, ✗ when one failed (with a word, for readers without colour), — when none set.
-fn gate(verdicts: &[Verdict]) -> &'static str {
+pub fn gate(verdicts: &[Verdict]) -> &'static str {
     if verdicts.is_empty() {
         "—"
     } else if verdicts.iter().all(|v| v.pass) {
@@ -32,76 +39,190 @@ fn gate(verdicts: &[Verdict]) -> &'static str {
     }
 }
 
-/// One row per variant of the same model and dataset, FP32 first, with speedups from interleaved runs.
-fn comparison_table(out: &mut String, rows: &[&ModelResult]) {
-    let _ = writeln!(out, "## {}: FP32 vs INT8\n", rows[0].model);
-    out.push_str(
-        "| variant | size | compression | encoder median ms | × | decoder step median ms | × | \
-         end-to-end mean ms | × | WER | drop (pts) | MatMuls quantized | gate |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+/// The series a group of rows measured, in the kind's order.
+fn series_of(rows: &[&Row]) -> Vec<&'static str> {
+    rows[0]
+        .kind
+        .series()
+        .iter()
+        .map(|s| s.name)
+        .filter(|n| rows.iter().any(|r| r.series.contains_key(*n)))
+        .collect()
+}
+
+/// One line per variant: size, each series' median with its CI and speedup, accuracy, drop, gate.
+fn comparison_table(out: &mut String, rows: &[&Row]) {
+    let kind = rows[0].kind;
+    let metric = kind.metric();
+    let series = series_of(rows);
+    let _ = writeln!(
+        out,
+        "## {} ({}): FP32 vs INT8\n",
+        rows[0].model,
+        kind.name()
     );
+    let mut header = "| variant | size | compression |".to_string();
+    for s in &series {
+        let _ = write!(header, " {s} median ms [95 % CI] | {s} × [95 % CI] |");
+    }
+    let _ = write!(header, " {} | drop (pts) | gate |", metric.label());
+    let cols = header.matches('|').count() - 1;
+    let _ = writeln!(out, "{header}\n|{}", "---|".repeat(cols));
+    let base_bytes = rows.iter().find(|r| r.vs_fp32.is_none()).map(|r| r.bytes());
     for r in rows {
-        let bytes: u64 = r.parts.iter().map(|p| p.bytes).sum();
-        let l = &r.latency;
-        let x = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.2}×"));
-        let c = r.vs_fp32.as_ref();
-        let quantized = r.quantization.as_ref().map_or("—".to_string(), |q| {
-            let (a, b) = q
-                .parts
-                .iter()
-                .filter_map(|p| p.ops.get("MatMul"))
-                .fold((0, 0), |(a, b), c| (a + c.quantized, b + c.total));
-            format!("{a}/{b}")
-        });
+        let _ = write!(
+            out,
+            "| {} | {} | {} |",
+            r.variant,
+            mb(r.bytes()),
+            match (r.vs_fp32.as_ref(), base_bytes) {
+                (Some(_), Some(b)) => format!(
+                    "{:.2}× ({:.0} %)",
+                    b as f64 / r.bytes().max(1) as f64,
+                    100.0 * r.bytes() as f64 / b.max(1) as f64
+                ),
+                _ => "1.00×".into(),
+            }
+        );
+        for s in &series {
+            match r.series.get(*s) {
+                Some(x) => {
+                    let st = &x.stats;
+                    let _ = write!(
+                        out,
+                        " {:.2} [{:.2}, {:.2}] |",
+                        st.median_ms, st.ci95_median_ms[0], st.ci95_median_ms[1]
+                    );
+                }
+                None => out.push_str(" — |"),
+            }
+            let sp = if r.vs_fp32.is_none() {
+                "base".to_string()
+            } else {
+                r.speedup(s).map_or("—".into(), |x| ratio(&x))
+            };
+            let _ = write!(out, " {sp} |");
+        }
+        let drop = match r.vs_fp32.as_ref() {
+            None => "base".to_string(),
+            Some(v) => v
+                .accuracy_drop_points
+                .map_or("n/a".into(), |d| format!("{d:+.2}")),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.1} | {} | {:.2} | {} | {:.1} | {} | {} | {} | {} | {} |",
-            r.variant,
-            mb(bytes),
-            c.map_or("1.00".to_string(), |c| format!(
-                "{:.2} ({:.0} %)",
-                1.0 / c.size_ratio,
-                c.size_ratio * 100.0
-            )),
-            l.encoder_ms.median,
-            x(c.map(|c| c.encoder_speedup)),
-            l.decoder_step_ms.median,
-            x(c.map(|c| c.decoder_step_speedup)),
-            l.end_to_end_ms.mean,
-            x(c.map(|c| c.end_to_end_speedup)),
-            pct(r.accuracy.wer),
-            c.map_or("—".to_string(), |c| format!("{:+.2}", c.wer_drop_points)),
-            quantized,
-            gate(&r.verdicts),
+            " {} | {drop} | {} |",
+            accuracy_text(&r.accuracy),
+            gate(&r.verdicts)
         );
     }
+    out.push_str(
+        "\nSpeedup: median over rounds of FP32 time / variant time, each pair from the same round (every \
+         round runs each variant once, the order rotated), with a seeded bootstrap 95 % interval. Median CI: \
+         the order-statistic interval. Drop: how many points worse the variant's metric is than FP32's.\n",
+    );
     let checks: Vec<String> = rows
         .iter()
         .flat_map(|r| {
             r.verdicts.iter().map(move |v| {
                 let mark = if v.pass { "✓ pass" } else { "✗ FAIL" };
-                format!(
-                    "- {} — {} {}: {:.3} {mark}",
-                    r.variant, v.check, v.limit, v.value
-                )
+                let value = v.value.map_or("not measured".into(), |x| format!("{x:.3}"));
+                format!("- {} — {} {}: {value} {mark}", r.variant, v.check, v.limit)
             })
         })
         .collect();
     if !checks.is_empty() {
         let _ = writeln!(out, "\nThresholds:\n\n{}", checks.join("\n"));
     }
+    let warnings: Vec<String> = rows
+        .iter()
+        .flat_map(|r| {
+            r.warnings
+                .iter()
+                .map(move |w| format!("- ⚠ {} — {w}", r.variant))
+        })
+        .collect();
+    if !warnings.is_empty() {
+        let _ = writeln!(out, "\nWarnings:\n\n{}", warnings.join("\n"));
+    }
+    generation_table(out, rows, &series);
+    accuracy_details(out, rows, metric);
     let parts: Vec<(&str, &[PartSize])> = rows
         .iter()
         .map(|r| (r.variant.as_str(), r.parts.as_slice()))
         .collect();
     parts_table(out, &parts);
     quantization_notes(out, rows);
+    out.push('\n');
+}
+
+/// Equal work: tokens generated per arm and time per token, for the generation series.
+fn generation_table(out: &mut String, rows: &[&Row], series: &[&str]) {
+    let kind = rows[0].kind;
+    let gens: Vec<&str> = series
+        .iter()
+        .copied()
+        .filter(|s| kind.spec(s).is_some_and(|x| x.generation))
+        .collect();
+    if gens.is_empty() {
+        return;
+    }
     let _ = writeln!(
         out,
-        "\nSpeedup = median over paired runs of FP32 time / variant time; the variants' runs alternate \
-         (A B A B …) with the same inputs and {} threads. Drop = WER(variant) − WER(FP32) in points.\n",
-        rows[0].latency.threads
+        "\n| variant |{}\n|---|{}",
+        gens.iter()
+            .map(|s| format!(" {s} tokens | {s} ms/token |"))
+            .collect::<String>(),
+        "---|---|".repeat(gens.len())
     );
+    for r in rows {
+        let _ = write!(out, "| {} |", r.variant);
+        for s in &gens {
+            let x = r.series.get(*s);
+            let tokens: Option<u64> = x
+                .and_then(|x| x.tokens.as_ref())
+                .map(|t| t.iter().map(|&v| u64::from(v)).sum());
+            let _ = write!(
+                out,
+                " {} | {} |",
+                tokens.map_or("—".into(), |t| t.to_string()),
+                x.and_then(|x| x.ms_per_token)
+                    .map_or("—".into(), |v| format!("{v:.2}"))
+            );
+        }
+        out.push('\n');
+    }
+}
+
+fn accuracy_details(out: &mut String, rows: &[&Row], metric: Metric) {
+    for r in rows {
+        let a = &r.accuracy;
+        let Some(v) = a.value else { continue };
+        let mut line = format!(
+            "\n{} {}: {} {} on {} items of `{}`",
+            r.model,
+            r.variant,
+            metric.label(),
+            pct(v),
+            a.n.unwrap_or(0),
+            r.dataset
+        );
+        let mut extra: Vec<String> = a
+            .by_type
+            .iter()
+            .map(|(t, x)| format!("{t} {}", pct(*x)))
+            .collect();
+        extra.extend(a.secondary.iter().map(|(k, x)| format!("{k} {}", pct(*x))));
+        if !extra.is_empty() {
+            let _ = write!(line, " ({})", extra.join(", "));
+        }
+        if let Some(vs) = &r.vs_fp32 {
+            if let Some(rel) = vs.relative_accuracy {
+                let _ = write!(line, "; {:.2} % of FP32's accuracy", rel * 100.0);
+            }
+        }
+        let _ = writeln!(out, "{line}.");
+    }
 }
 
 /// Per model part: FP32 size, each variant's size and compression rate (FP32 / INT8).
@@ -132,18 +253,19 @@ fn parts_table(out: &mut String, rows: &[(&str, &[PartSize])]) {
 }
 
 /// How each INT8 variant was made: recipe parameters, calibration, what was quantized, time taken.
-fn quantization_notes(out: &mut String, rows: &[&ModelResult]) {
+fn quantization_notes(out: &mut String, rows: &[&Row]) {
     for r in rows {
         let Some(q) = &r.quantization else { continue };
         let _ = writeln!(
             out,
-            "\n**{}** — made in {:.1} s{}.",
+            "\n**{}** — recipe `{}`, made in {:.1} s{}.",
             r.variant,
+            q.recipe.name(),
             q.seconds,
             q.calibration_sha256
                 .as_ref()
                 .map_or(String::new(), |h| format!(
-                    "; calibrated on {} clips (set sha256 `{}`)",
+                    "; calibrated on {} items (set sha256 `{}`)",
                     q.calibration_clips.unwrap_or(0),
                     &h[..16.min(h.len())]
                 ))
@@ -158,7 +280,8 @@ fn quantization_notes(out: &mut String, rows: &[&ModelResult]) {
                 .filter(|(_, c)| c.quantized > 0)
                 .map(|(op, c)| format!("{op} {}/{}", c.quantized, c.total))
                 .collect();
-            let mut line = format!("- `{}`: {}", p.file, ops.join(", "));
+            let recipe = p.recipe.map_or(q.recipe.name(), |x| x.name());
+            let mut line = format!("- `{}` ({recipe}): {}", p.file, ops.join(", "));
             if let Some(s) = &p.smoothing {
                 let _ = write!(
                     line,
@@ -177,87 +300,80 @@ fn quantization_notes(out: &mut String, rows: &[&ModelResult]) {
     }
 }
 
-fn model_section(out: &mut String, m: &ModelResult) {
-    let a = &m.accuracy;
-    let l = &m.latency;
-    let _ = writeln!(out, "## {} ({})\n", m.model, m.variant);
+fn opt_ms(x: Option<f64>) -> String {
+    x.map_or("—".into(), |v| format!("{v:.2}"))
+}
+
+/// Every series' full statistics, the worst items, the files.
+fn row_section(out: &mut String, r: &Row) {
+    let _ = writeln!(out, "### {} {}\n", r.model, r.variant);
+    let setup: Vec<String> = r.setup.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(
         out,
-        "Dataset `{}` ({} utterances, sha256 `{}`); weights sha256 `{}`.\n",
-        m.dataset, a.n, m.dataset_sha256, m.source_sha256
+        "Dataset `{}` (sha256 `{}`); weights sha256 `{}`; {}.\n",
+        r.dataset,
+        &r.dataset_sha256[..16.min(r.dataset_sha256.len())],
+        &r.source_sha256[..16.min(r.source_sha256.len())],
+        setup.join(", ")
     );
-    let _ = writeln!(out, "### Accuracy\n");
-    let _ = writeln!(
-        out,
-        "| metric | value | edits (S/D/I) | reference units |\n|---|---|---|---|"
+    out.push_str(
+        "| series | n | min | median | 95 % CI of median | p90 | p99 | mean | stddev | outliers |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
     );
-    for (name, rate, c) in [
-        ("WER", a.wer, &a.word_counts),
-        ("CER", a.cer, &a.char_counts),
-    ] {
+    for spec in r.kind.series() {
+        let Some(s) = r.series.get(spec.name) else {
+            continue;
+        };
+        let st = &s.stats;
         let _ = writeln!(
             out,
-            "| {name} | {} | {}/{}/{} | {} |",
-            pct(rate),
-            c.substitutions,
-            c.deletions,
-            c.insertions,
-            c.reference_len
+            "| {} | {} | {:.2} | {:.2} | [{:.2}, {:.2}] | {:.2} | {} | {:.2} | {:.2} | {} |",
+            spec.name,
+            st.n,
+            st.min_ms,
+            st.median_ms,
+            st.ci95_median_ms[0],
+            st.ci95_median_ms[1],
+            st.p90_ms,
+            opt_ms(st.p99_ms),
+            st.mean_ms,
+            st.stddev_ms,
+            st.outliers
         );
     }
-    let _ = writeln!(out, "\nText normalised with Whisper's EnglishTextNormalizer; corpus rates (total edits / total reference units).\n");
-    let _ = writeln!(
-        out,
-        "### Latency (ms, {} threads, {} warm-up runs)\n",
-        l.threads, l.warmup
-    );
-    out.push_str("| measurement | median | mean | min | max | stddev | runs |\n|---|---|---|---|---|---|---|\n");
-    out.push_str(&stats_row("encoder call (30 s window)", &l.encoder_ms));
-    out.push_str(&stats_row(
-        &format!("decoder step (cache {} tokens)", l.decoder_cache_len),
-        &l.decoder_step_ms,
-    ));
-    out.push_str(&stats_row(
-        &format!("end-to-end per utterance ({} passes)", l.e2e_passes),
-        &l.end_to_end_ms,
-    ));
-    let _ = writeln!(
-        out,
-        "\nTime outside ONNX Runtime calls (features, decoding loop, tokenizer): {} of end-to-end.\n",
-        pct(l.outside_ort_share)
-    );
-    let _ = writeln!(
-        out,
-        "### Model files\n\n| part | size | sha256 |\n|---|---|---|"
-    );
-    for p in &m.parts {
+    out.push_str("\nAll times in ms. p99 only with 100 runs or more; outliers (modified z-score > 3.5) are counted, never dropped.\n");
+    if !r.worst.is_empty() {
+        let what = match r.kind {
+            Kind::Whisper => "Utterances with the most word errors",
+            Kind::Blip => "Wrong answers",
+        };
+        let _ = writeln!(out, "\n{what} (worst first):\n");
+        for w in &r.worst {
+            let _ = writeln!(out, "- `{}` — {}", w.item, w.cost);
+            for (label, words) in &w.lines {
+                let text: Vec<String> = words
+                    .iter()
+                    .map(|(word, differs)| {
+                        if *differs {
+                            format!("**{word}**")
+                        } else {
+                            word.clone()
+                        }
+                    })
+                    .collect();
+                let _ = writeln!(out, "  - {label}: {}", text.join(" ").replace('|', "\\|"));
+            }
+        }
+    }
+    let _ = writeln!(out, "\n| part | size | sha256 |\n|---|---|---|");
+    for p in &r.parts {
         let _ = writeln!(
             out,
             "| {} | {} | `{}` |",
             p.part,
             mb(p.bytes),
-            &p.sha256[..16]
+            &p.sha256[..16.min(p.sha256.len())]
         );
-    }
-    let mut worst: Vec<_> = a.items.iter().filter(|i| i.word_errors > 0).collect();
-    worst.sort_by(|x, y| {
-        let rx = x.word_errors as f64 / x.reference_words.max(1) as f64;
-        let ry = y.word_errors as f64 / y.reference_words.max(1) as f64;
-        ry.total_cmp(&rx)
-    });
-    if !worst.is_empty() {
-        let _ = writeln!(out, "\n### Utterances with errors (worst first)\n\n| audio | word errors | reference | hypothesis |\n|---|---|---|---|");
-        for i in worst.iter().take(10) {
-            let _ = writeln!(
-                out,
-                "| {} | {}/{} | {} | {} |",
-                i.audio,
-                i.word_errors,
-                i.reference_words,
-                i.reference.replace('|', "\\|"),
-                i.hypothesis.replace('|', "\\|")
-            );
-        }
     }
     out.push('\n');
 }
@@ -270,6 +386,9 @@ impl Exporter for Markdown {
     fn render(&self, r: &ExperimentResult) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "# quantbench report: {}\n", r.name);
+        if !r.complete {
+            out.push_str("**Partial report**: saved before every row had finished.\n\n");
+        }
         let _ = writeln!(
             out,
             "Run {} → {} from `{}`.\n",
@@ -298,6 +417,7 @@ impl Exporter for Markdown {
                 format!("{} (git {})", e.quantbench_version, e.git_commit),
             ),
             ("OS", e.os.clone()),
+            ("measure", r.measure.to_string()),
         ] {
             let _ = writeln!(out, "| {k} | {v} |");
         }
@@ -310,127 +430,12 @@ impl Exporter for Markdown {
                 r.settings_changed.join("; ")
             );
         }
-        let mut i = 0;
-        while i < r.models.len() {
-            let group: Vec<&ModelResult> = r.models[i..]
-                .iter()
-                .take_while(|m| m.model == r.models[i].model && m.dataset == r.models[i].dataset)
-                .collect();
-            if group.len() > 1 {
-                comparison_table(&mut out, &group);
+        for group in r.groups() {
+            comparison_table(&mut out, &group);
+            for row in &group {
+                row_section(&mut out, row);
             }
-            for m in &group {
-                model_section(&mut out, m);
-            }
-            i += group.len();
-        }
-        let mut i = 0;
-        while i < r.blip.len() {
-            let group: Vec<&BlipModelResult> = r.blip[i..]
-                .iter()
-                .take_while(|m| m.model == r.blip[i].model)
-                .collect();
-            blip_section(&mut out, &group);
-            i += group.len();
         }
         out
     }
-}
-
-/// A BLIP's variants: sizes per part, answer and caption latency with speedups, accuracy and its drop.
-fn blip_section(out: &mut String, rows: &[&BlipModelResult]) {
-    let first = rows[0];
-    let _ = writeln!(out, "## {}: FP32 vs INT8 (BLIP)\n", first.model);
-    let _ = writeln!(
-        out,
-        "Latency: median of {} samples from `{}` per variant, interleaved across variants after {} warm-up \
-         runs, {} threads; a whole `generate_answer` / `generate_caption` (preprocessing, three graphs, greedy \
-         decoding). Speedup: FP32 median / variant median of the paired runs.\n",
-        first.vqa_runs_ms.len(),
-        first.latency_dataset,
-        first.warmup,
-        first.threads
-    );
-    out.push_str(
-        "| variant | size | compression | VQA median ms | VQA × | caption median ms | caption × | \
-         VQA accuracy | drop (pts) | caption exact match | drop (pts) | gate |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
-    );
-    let total = |r: &BlipModelResult| r.parts.iter().map(|p| p.bytes).sum::<u64>();
-    for r in rows {
-        let speed = |x: Option<f64>| x.map_or("base".to_string(), |v| format!("{v:.2}×"));
-        let c = r.vs_fp32.as_ref();
-        let points = |x: Option<f64>| match (c, x) {
-            (None, _) => "base".to_string(),
-            (Some(_), Some(v)) => format!("{v:+.2}"),
-            (Some(_), None) => "n/a".to_string(),
-        };
-        let na = r.accuracy_na.as_deref().unwrap_or("—");
-        let _ = writeln!(
-            out,
-            "| {} | {} | {:.2}× | {:.1} | {} | {:.1} | {} | {} | {} | {} | {} | {} |",
-            r.variant,
-            mb(total(r)),
-            total(first) as f64 / total(r).max(1) as f64,
-            r.vqa_latency_ms.median,
-            speed(c.map(|c| c.vqa_speedup)),
-            r.caption_latency_ms.median,
-            speed(c.map(|c| c.caption_speedup)),
-            r.vqa.as_ref().map_or(na.to_string(), |v| pct(v.accuracy)),
-            points(c.and_then(|c| c.vqa_accuracy_drop_points)),
-            r.captions
-                .as_ref()
-                .map_or(na.to_string(), |v| pct(v.exact_match)),
-            points(c.and_then(|c| c.caption_exact_match_drop_points)),
-            gate(&r.verdicts)
-        );
-    }
-    let parts: Vec<(&str, &[PartSize])> = rows
-        .iter()
-        .map(|r| (r.variant.as_str(), r.parts.as_slice()))
-        .collect();
-    parts_table(out, &parts);
-    for r in rows {
-        if let Some(v) = &r.vqa {
-            let types: Vec<String> = v
-                .accuracy_by_type
-                .iter()
-                .map(|(t, a)| format!("{t} {}", pct(*a)))
-                .collect();
-            let _ = writeln!(
-                out,
-                "\n{} {}: VQA accuracy {} on {} questions of `{}` ({}).",
-                r.model,
-                r.variant,
-                pct(v.accuracy),
-                v.n,
-                v.manifest,
-                types.join(", ")
-            );
-        }
-        if let Some(q) = &r.quantization {
-            let recipes: Vec<String> = q
-                .parts
-                .iter()
-                .map(|p| {
-                    format!(
-                        "{}: {}",
-                        p.file.trim_end_matches(".onnx"),
-                        p.recipe.map_or(q.recipe.name(), |x| x.name())
-                    )
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "\n{} {}: recipe `{}` ({}), calibration {} items, {:.1} s.",
-                r.model,
-                r.variant,
-                q.recipe.name(),
-                recipes.join(", "),
-                q.calibration_clips.unwrap_or(0),
-                q.seconds
-            );
-        }
-    }
-    out.push('\n');
 }

@@ -2,6 +2,7 @@
 
 mod json;
 mod markdown;
+mod summary;
 
 use std::path::{Path, PathBuf};
 
@@ -9,6 +10,7 @@ use crate::results::ExperimentResult;
 
 pub use json::Json;
 pub use markdown::Markdown;
+pub use summary::summary;
 
 pub trait Exporter {
     fn extension(&self) -> &'static str;

@@ -195,6 +195,7 @@ pub fn save(app: &App, opts: &Options) -> Result<Vec<PathBuf>> {
         app.settings.threads,
         app.first_run_utc.unwrap_or_else(chrono::Utc::now),
         rows,
+        app.is_complete(),
     );
     result.settings_changed = app.settings.changes_from(&app.original);
     crate::report::write_report(&result, &opts.out_dir)
@@ -225,8 +226,24 @@ mod tests {
         assert!(!opts.out_dir.exists(), "nothing written");
 
         let fixture = report();
-        for m in fixture.models.clone() {
-            a.apply(engine::Event::ModelDone(Box::new(m)), t0);
+        // Whisper's FP32 and one BLIP row: a partial save holds both kinds.
+        for m in [fixture.rows[0].clone(), fixture.rows[4].clone()] {
+            a.apply(engine::Event::RowDone(Box::new(m)), t0);
+        }
+        let partial = save(&a, &opts).unwrap();
+        let json = crate::results::ExperimentResult::from_json(
+            &std::fs::read_to_string(&partial[1]).unwrap(),
+        )
+        .unwrap();
+        assert!(!json.complete);
+        let kinds: Vec<_> = json.rows.iter().map(|r| r.kind).collect();
+        assert_eq!(
+            kinds,
+            [crate::results::Kind::Whisper, crate::results::Kind::Blip]
+        );
+        std::fs::remove_dir_all(&opts.out_dir).unwrap();
+        for m in fixture.rows.clone() {
+            a.apply(engine::Event::RowDone(Box::new(m)), t0);
         }
         a.update(Action::Settings, t0);
         a.update(Action::Left, t0);
@@ -234,14 +251,17 @@ mod tests {
         let paths = save(&a, &opts).unwrap();
         assert_eq!(paths.len(), 2);
         let md = std::fs::read_to_string(&paths[0]).unwrap();
-        let json: crate::results::ExperimentResult =
-            serde_json::from_str(&std::fs::read_to_string(&paths[1]).unwrap()).unwrap();
+        let json = crate::results::ExperimentResult::from_json(
+            &std::fs::read_to_string(&paths[1]).unwrap(),
+        )
+        .unwrap();
+        assert!(json.complete);
         assert_eq!(json.settings_changed, vec!["threads 2 → 1"]);
         assert!(md.contains("changed in the TUI") && md.contains("threads 2 → 1"));
         // The rows are the engine's, unchanged; the markdown is the report exporter's for them.
         assert_eq!(
-            serde_json::to_value(&json.models).unwrap(),
-            serde_json::to_value(&fixture.models).unwrap()
+            serde_json::to_value(&json.rows).unwrap(),
+            serde_json::to_value(&fixture.rows).unwrap()
         );
         use crate::report::Exporter;
         assert_eq!(md, crate::report::Markdown.render(&json));

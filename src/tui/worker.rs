@@ -43,12 +43,7 @@ impl Worker {
                 let outcome = match run {
                     Ok(Ok(_)) => Outcome::Done,
                     Ok(Err(e)) if e.chain().any(|c| c.is::<Cancelled>()) => Outcome::Stopped,
-                    Ok(Err(e)) => Outcome::Failed(
-                        e.chain()
-                            .map(|c| c.to_string())
-                            .collect::<Vec<_>>()
-                            .join(": "),
-                    ),
+                    Ok(Err(e)) => Outcome::Failed(crate::errors::one_line(&e)),
                     Err(panic) => Outcome::Failed(format!(
                         "internal error in the engine: {}",
                         panic

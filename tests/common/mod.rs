@@ -28,8 +28,14 @@ pub fn pipeline(name: &'static str) -> &'static Mutex<Pipeline> {
     static BASE: OnceLock<Mutex<Pipeline>> = OnceLock::new();
     let cell = if name == "whisper-base" { &BASE } else { &TINY };
     cell.get_or_init(|| {
-        let opened = open_variant(name, "fp32", &Default::default(), &context(), &mut |_| {})
-            .expect("model opens");
+        let opened = open_variant(
+            name,
+            quantbench::config::Variant::Fp32,
+            &Default::default(),
+            &context(),
+            &mut |_| {},
+        )
+        .expect("model opens");
         Mutex::new(opened.pipeline)
     })
 }

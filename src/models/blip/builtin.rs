@@ -13,12 +13,7 @@ use crate::assets::Cache;
 pub const BUILTIN_BLIP: &[&str] = &["blip-base-shape", "blip-easyvqa"];
 
 /// Bumped when a built-in's folder changes, so the cached copy is rewritten.
-const REVISION: u32 = 1;
-
-/// Built-ins whose weights are random: they measure speed; accuracy numbers would mean nothing.
-pub fn has_random_weights(name: &str) -> bool {
-    name == "blip-base-shape"
-}
+const REVISION: u32 = 2;
 
 macro_rules! embedded {
     ($($file:literal),*) => {
@@ -69,6 +64,7 @@ pub fn write_builtin(name: &str, dir: &Path, progress: &mut dyn FnMut(&str)) -> 
             let config = BlipConfig {
                 bos_token_id: 4,
                 sep_token_id: 3,
+                random_weights: true,
                 ..Default::default()
             };
             write_folder(dir, &dims, &weights, &tok, &config)

@@ -84,13 +84,8 @@ impl VisionDims {
 
 /// Seeded weights as BERT initialises them: normal(0, 0.02), LayerNorm scale 1 and shift 0, biases 0.
 pub fn random_weights(parameters: &[(String, Vec<usize>)], seed: u64) -> Weights {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    let mut uniform = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    };
+    let mut rng = crate::rng::XorShift64::new(seed);
+    let mut uniform = move || rng.uniform();
     let mut normal = move || {
         let (u, v) = (uniform(), uniform());
         ((-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()) as f32

@@ -233,6 +233,14 @@ impl BlipPipeline {
             .map_err(|e| GenerateError::Tokenizer(e.to_string()))
     }
 
+    /// The image preprocessed and run through the vision model alone; what it took.
+    pub fn vision(&mut self, image: &RgbImage) -> Result<Duration, GenerateError> {
+        let start = Instant::now();
+        let mut in_ort = Duration::ZERO;
+        self.image_embeds(image, &mut in_ort)?;
+        Ok(start.elapsed())
+    }
+
     /// `generate_caption`: greedy decoding attending to the image.
     pub fn caption(&mut self, image: &RgbImage) -> Result<Generated, GenerateError> {
         let start = Instant::now();

@@ -48,6 +48,9 @@ pub struct BlipConfig {
     /// Prefixes of the decoder's cache inputs and outputs (one per layer and key/value, in graph order).
     pub past_prefix: String,
     pub present_prefix: String,
+    /// The weights are seeded random numbers (a model for speed only): its accuracy means nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub random_weights: bool,
 }
 
 impl BlipConfig {
@@ -75,6 +78,7 @@ impl Default for BlipConfig {
             image_embeds: "last_hidden_state".into(),
             past_prefix: "past_key_values.".into(),
             present_prefix: "present.".into(),
+            random_weights: false,
         }
     }
 }

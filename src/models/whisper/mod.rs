@@ -7,5 +7,5 @@ pub mod features;
 pub mod model;
 pub mod tokens;
 
-pub use decode::{DecodeOptions, Pipeline, Transcription};
+pub use decode::{DecodeOptions, Pipeline, StepState, Transcription};
 pub use model::WhisperModel;

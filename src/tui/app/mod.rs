@@ -4,15 +4,13 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::config::Experiment;
-use crate::engine::{Event, Stage, Task, BASELINE};
-use crate::measure::wer::word_diff;
-use crate::results::ModelResult;
+use crate::config::{Experiment, Variant};
+use crate::engine::{Event, Stage, Task};
 
 mod rows;
 mod settings;
 
-pub use rows::{Row, Series, Status, Utterance};
+pub use rows::{LiveSeries, Row, Running as RunningMetric, Status};
 pub use settings::Settings;
 
 /// The step running now, for the gauge.
@@ -186,7 +184,7 @@ impl App {
         for (i, entry) in experiment.models.iter().enumerate() {
             let name = crate::models::display_name(&entry.model);
             for v in entry.variants() {
-                rows.push(Row::new(i, name.clone(), v));
+                rows.push(Row::new(i, name.clone(), entry.kind, v.name().to_string()));
             }
         }
         let settings = Settings {
@@ -241,18 +239,18 @@ impl App {
         exp.measure.e2e_passes = self.settings.e2e_passes;
         if let Scope::Only { entry, variant } = scope {
             let mut m = exp.models[*entry].clone();
-            m.variants = if variant == BASELINE {
-                Vec::new()
-            } else {
-                vec![variant.clone()]
-            };
+            m.variants = Variant::parse(variant)
+                .ok()
+                .filter(|v| *v != Variant::Fp32)
+                .into_iter()
+                .collect();
             exp.models = vec![m];
         }
         exp
     }
 
     /// Every finished row, in the experiment's order: what a saved report holds.
-    pub fn finished_rows(&self) -> Vec<ModelResult> {
+    pub fn finished_rows(&self) -> Vec<crate::results::Row> {
         self.rows
             .iter()
             .filter_map(|r| r.result.as_deref().cloned())
@@ -268,6 +266,11 @@ impl App {
         if self.log_scroll > 0 {
             self.log_scroll += 1; // keep the lines being read in place
         }
+    }
+
+    /// Whether every row of the experiment has finished (a save is then complete).
+    pub fn is_complete(&self) -> bool {
+        !self.is_busy() && self.rows.iter().all(|r| r.result.is_some())
     }
 
     fn row_mut(&mut self, model: &str, variant: &str) -> Option<&mut Row> {
@@ -322,48 +325,41 @@ impl App {
                     r.quantization = quantization;
                 }
             }
-            Event::Item {
+            Event::Accuracy {
                 model,
                 variant,
-                item,
-                ..
+                metric,
+                done,
+                total,
+                so_far,
             } => {
                 if let Some(r) = self.row_mut(&model, &variant) {
-                    let (reference, hypothesis) = word_diff(
-                        &crate::measure::normalizer::normalize(&item.reference),
-                        &crate::measure::normalizer::normalize(&item.hypothesis),
-                    );
-                    r.utterances.push(Utterance {
-                        audio: item.audio,
-                        word_errors: item.word_errors,
-                        reference_words: item.reference_words,
-                        reference,
-                        hypothesis,
+                    r.running = Some(RunningMetric {
+                        metric,
+                        value: so_far,
+                        done,
+                        total,
                     });
                 }
             }
             Event::Series {
                 model,
                 variant,
-                stage,
-                summary,
-                samples_ms,
+                name,
+                series,
                 speedup,
             } => {
                 if let Some(r) = self.row_mut(&model, &variant) {
-                    let s = Some(Series {
-                        summary,
-                        samples_ms,
-                        speedup,
-                    });
-                    match stage {
-                        Stage::MeasureEncoder => r.encoder = s,
-                        Stage::MeasureDecoderStep => r.decoder_step = s,
-                        _ => {}
-                    }
+                    r.live.insert(
+                        name.to_string(),
+                        LiveSeries {
+                            series: *series,
+                            speedup,
+                        },
+                    );
                 }
             }
-            Event::ModelDone(result) => {
+            Event::RowDone(result) => {
                 let (model, variant) = (result.model.clone(), result.variant.clone());
                 let found = self
                     .rows
@@ -373,7 +369,7 @@ impl App {
                     // A folder given by path that is itself quantized reports under its recipe.
                     let entry = self.rows.last().map_or(0, |r| r.entry);
                     self.rows
-                        .push(Row::new(entry, model.clone(), variant.clone()));
+                        .push(Row::new(entry, model.clone(), result.kind, variant.clone()));
                     self.rows.len() - 1
                 });
                 let row = &mut self.rows[i];
@@ -382,11 +378,18 @@ impl App {
                     .verdicts
                     .iter()
                     .filter(|v| !v.pass)
-                    .map(|v| format!("{} {} (got {:.3})", v.check, v.limit, v.value))
+                    .map(|v| {
+                        let got = v.value.map_or("not measured".into(), |x| format!("{x:.3}"));
+                        format!("{} {} (got {got})", v.check, v.limit)
+                    })
                     .collect();
                 row.parts = result.parts.clone();
                 row.quantization = result.quantization.clone();
+                let warnings = result.warnings.clone();
                 row.result = Some(result);
+                for w in warnings {
+                    self.push_log(Level::Warn, format!("{model} {variant}: {w}"), now);
+                }
                 for f in failed {
                     self.push_log(
                         Level::Warn,

@@ -1,10 +1,11 @@
 //! Rows of the results table: one model in one variant, with what has arrived for it so far.
 
+use std::collections::BTreeMap;
+
 use crate::engine::{Stage, BASELINE};
-use crate::measure::stats::Summary;
-use crate::measure::wer::MarkedWords;
+use crate::measure::stats::Ratio;
 use crate::quant::QuantSummary;
-use crate::results::{ModelResult, PartSize};
+use crate::results::{Kind, Metric, PartSize, Row as ResultRow, Series};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -26,9 +27,7 @@ impl Status {
             Stage::Calibrate | Stage::Smooth => Status::Calibrating,
             Stage::Quantize => Status::Quantizing,
             Stage::Evaluate => Status::Evaluating,
-            Stage::MeasureEncoder | Stage::MeasureDecoderStep | Stage::MeasureEndToEnd => {
-                Status::Measuring
-            }
+            Stage::Measure(_) => Status::Measuring,
         }
     }
 
@@ -54,22 +53,20 @@ impl Status {
     }
 }
 
-/// A finished latency series as it arrived.
+/// A finished series as it arrived, before its row is done.
 #[derive(Debug, Clone)]
-pub struct Series {
-    pub summary: Summary,
-    pub samples_ms: Vec<f64>,
-    pub speedup: Option<f64>,
+pub struct LiveSeries {
+    pub series: Series,
+    pub speedup: Option<Ratio>,
 }
 
-/// One transcribed utterance with the words that differ marked.
-#[derive(Debug, Clone)]
-pub struct Utterance {
-    pub audio: String,
-    pub word_errors: usize,
-    pub reference_words: usize,
-    pub reference: MarkedWords,
-    pub hypothesis: MarkedWords,
+/// The metric over the items evaluated so far.
+#[derive(Debug, Clone, Copy)]
+pub struct Running {
+    pub metric: Metric,
+    pub value: Option<f64>,
+    pub done: usize,
+    pub total: usize,
 }
 
 /// One model in one variant: a row of the results table.
@@ -77,34 +74,39 @@ pub struct Utterance {
 pub struct Row {
     pub entry: usize,
     pub model: String,
+    pub kind: Kind,
     pub variant: String,
     pub status: Status,
     pub parts: Vec<PartSize>,
     pub quantization: Option<QuantSummary>,
-    pub encoder: Option<Series>,
-    pub decoder_step: Option<Series>,
-    pub utterances: Vec<Utterance>,
-    pub result: Option<Box<ModelResult>>,
+    pub live: BTreeMap<String, LiveSeries>,
+    pub running: Option<Running>,
+    pub result: Option<Box<ResultRow>>,
 }
 
 impl Row {
-    pub(super) fn new(entry: usize, model: String, variant: String) -> Self {
+    pub(super) fn new(entry: usize, model: String, kind: Kind, variant: String) -> Self {
         Row {
             entry,
             model,
+            kind,
             variant,
             status: Status::Pending,
             parts: Vec::new(),
             quantization: None,
-            encoder: None,
-            decoder_step: None,
-            utterances: Vec::new(),
+            live: BTreeMap::new(),
+            running: None,
             result: None,
         }
     }
 
     pub(super) fn reset(&mut self) {
-        *self = Row::new(self.entry, self.model.clone(), self.variant.clone());
+        *self = Row::new(
+            self.entry,
+            self.model.clone(),
+            self.kind,
+            self.variant.clone(),
+        );
     }
 
     pub fn is_baseline(&self) -> bool {
@@ -115,22 +117,18 @@ impl Row {
         (!self.parts.is_empty()).then(|| self.parts.iter().map(|p| p.bytes).sum())
     }
 
-    /// WER so far (errors, reference words) over the utterances transcribed.
-    pub fn running_wer(&self) -> Option<f64> {
-        let words: usize = self.utterances.iter().map(|u| u.reference_words).sum();
-        let errors: usize = self.utterances.iter().map(|u| u.word_errors).sum();
-        (words > 0).then(|| errors as f64 / words as f64)
+    /// A series: the finished row's, else the one that arrived live.
+    pub fn series(&self, name: &str) -> Option<&Series> {
+        match &self.result {
+            Some(r) => r.series.get(name),
+            None => self.live.get(name).map(|l| &l.series),
+        }
     }
 
-    /// The utterances with the most word errors, worst first.
-    pub fn worst(&self, n: usize) -> Vec<&Utterance> {
-        let mut v: Vec<&Utterance> = self
-            .utterances
-            .iter()
-            .filter(|u| u.word_errors > 0)
-            .collect();
-        v.sort_by_key(|u| std::cmp::Reverse(u.word_errors));
-        v.truncate(n);
-        v
+    pub fn speedup(&self, name: &str) -> Option<Ratio> {
+        match &self.result {
+            Some(r) => r.speedup(name),
+            None => self.live.get(name).and_then(|l| l.speedup),
+        }
     }
 }

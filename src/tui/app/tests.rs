@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::engine::{Event, Stage, Task};
-use crate::results::{ExperimentResult, ItemResult};
+use crate::measure::stats::Stats;
+use crate::results::{ExperimentResult, Metric, Series};
 
 pub(crate) const EXPERIMENT: &str = r#"
 name = "tiny"
@@ -17,16 +18,24 @@ e2e_passes = 1
 model = "whisper-tiny.en"
 dataset = "datasets/speech-en/manifest.jsonl"
 variants = ["dynamic", "static"]
+[[models]]
+model = "blip-easyvqa"
+dataset = "easy-vqa:test"
+variants = ["seed"]
 "#;
 
 pub(crate) fn app(t0: Instant) -> App {
-    let exp: Experiment = toml::from_str(EXPERIMENT).expect("experiment parses");
+    let mut exp: Experiment = toml::from_str(EXPERIMENT).expect("experiment parses");
+    for m in &mut exp.models {
+        m.kind = crate::models::kind_of(&m.model);
+    }
     App::new(exp, "quantbench.toml".into(), 2, t0)
 }
 
-/// The rows of a real `quantbench report` run (tiny.en: fp32, dynamic, static).
+/// The rows of a real `quantbench report` run of tests/fixtures/tui-experiment.toml (tiny.en: fp32,
+/// dynamic, static; blip-easyvqa: fp32, seed).
 pub(crate) fn report() -> ExperimentResult {
-    serde_json::from_str(include_str!("../../../tests/fixtures/tui-report.json"))
+    ExperimentResult::from_json(include_str!("../../../tests/fixtures/tui-report.json"))
         .expect("fixture parses")
 }
 
@@ -39,19 +48,14 @@ fn progress(variants: &[&str], stage: Stage, done: usize, total: usize) -> Event
     }
 }
 
-fn item(reference: &str, hypothesis: &str, errors: usize) -> Event {
-    Event::Item {
-        model: "whisper-tiny.en".into(),
-        variant: "dynamic".into(),
-        index: 0,
-        item: ItemResult {
-            audio: "a.wav".into(),
-            reference: reference.into(),
-            hypothesis: hypothesis.into(),
-            latency_ms: 1.0,
-            word_errors: errors,
-            reference_words: reference.split_whitespace().count(),
-        },
+fn accuracy(variant: &str, done: usize, so_far: f64) -> Event {
+    Event::Accuracy {
+        model: "blip-easyvqa".into(),
+        variant: variant.into(),
+        metric: Metric::VqaAccuracy,
+        done,
+        total: 40,
+        so_far: Some(so_far),
     }
 }
 
@@ -68,9 +72,12 @@ fn rows_come_from_the_experiment_fp32_first() {
         vec![
             ("whisper-tiny.en", "fp32"),
             ("whisper-tiny.en", "dynamic"),
-            ("whisper-tiny.en", "static")
+            ("whisper-tiny.en", "static"),
+            ("blip-easyvqa", "fp32"),
+            ("blip-easyvqa", "seed"),
         ]
     );
+    assert_eq!(a.rows[3].kind, crate::results::Kind::Blip);
     assert!(a.rows.iter().all(|r| r.status == Status::Pending));
 }
 
@@ -94,17 +101,23 @@ fn progress_sets_the_task_variants_status_and_the_gauge_keeps_its_stage_start() 
     );
     let t1 = t0 + Duration::from_secs(6);
     a.apply(
-        progress(&["fp32", "dynamic", "static"], Stage::MeasureEncoder, 1, 5),
+        progress(
+            &["fp32", "dynamic", "static"],
+            Stage::Measure("encoder"),
+            1,
+            5,
+        ),
         t1,
     );
-    assert!(a.rows.iter().all(|r| r.status == Status::Measuring));
+    assert!(a.rows[..3].iter().all(|r| r.status == Status::Measuring));
+    assert_eq!(a.rows[3].status, Status::Pending, "another model's fp32");
     // First heard of at 1 of 5: it began when the calibration's last event came.
     assert_eq!(
         a.running.as_ref().unwrap().stage_started,
         t0 + Duration::from_secs(5)
     );
     a.apply(
-        progress(&["fp32"], Stage::MeasureEndToEnd, 0, 5),
+        progress(&["fp32"], Stage::Measure("end_to_end"), 0, 5),
         t1 + Duration::from_secs(1),
     );
     assert_eq!(
@@ -114,55 +127,67 @@ fn progress_sets_the_task_variants_status_and_the_gauge_keeps_its_stage_start() 
 }
 
 #[test]
-fn items_accumulate_the_running_wer_and_mark_differing_words() {
+fn accuracy_events_keep_the_metric_so_far_of_their_row() {
     let t0 = Instant::now();
     let mut a = app(t0);
-    a.apply(item("the cat sat", "the bat sat", 1), t0);
-    a.apply(item("a b c d", "a b c d", 0), t0);
-    a.apply(item("one two", "", 2), t0);
-    let r = &a.rows[1];
-    assert_eq!(r.running_wer(), Some(3.0 / 9.0));
-    let worst = r.worst(3);
-    assert_eq!(worst.len(), 2, "error-free utterances are not listed");
-    assert_eq!(worst[0].word_errors, 2);
-    let marked: Vec<&str> = worst[1]
-        .hypothesis
-        .iter()
-        .filter(|(_, m)| *m)
-        .map(|(w, _)| w.as_str())
-        .collect();
-    assert_eq!(marked, vec!["bat"]);
+    a.apply(accuracy("seed", 10, 0.9), t0);
+    a.apply(accuracy("seed", 20, 0.95), t0);
+    let r = a.rows[4].running.unwrap();
+    assert_eq!((r.done, r.total, r.value), (20, 40, Some(0.95)));
+    assert!(a.rows[3].running.is_none());
 }
 
 #[test]
 fn series_and_finished_rows_fill_the_table() {
     let t0 = Instant::now();
     let mut a = app(t0);
-    let samples = vec![3.0, 1.0, 2.0];
+    let stats = Stats::of(&[3.0, 1.0, 2.0]).unwrap();
+    let ratio = crate::measure::stats::Ratio {
+        median: 1.5,
+        ci95: [1.4, 1.6],
+    };
     a.apply(
         Event::Series {
             model: "whisper-tiny.en".into(),
             variant: "dynamic".into(),
-            stage: Stage::MeasureEncoder,
-            summary: crate::measure::stats::Summary::of(&samples).unwrap(),
-            samples_ms: samples.clone(),
-            speedup: Some(1.5),
+            name: "encoder",
+            series: Box::new(Series {
+                stats,
+                tokens: None,
+                ms_per_token: None,
+                histogram: None,
+            }),
+            speedup: Some(ratio),
         },
         t0,
     );
-    let enc = a.rows[1].encoder.as_ref().unwrap();
-    assert_eq!((enc.summary.median, enc.speedup), (2.0, Some(1.5)));
+    let r = &a.rows[1];
+    assert_eq!(r.series("encoder").unwrap().stats.median_ms, 2.0);
+    assert_eq!(r.speedup("encoder"), Some(ratio));
     assert!(a.finished_rows().is_empty());
-    for m in report().models.into_iter().rev() {
-        a.apply(Event::ModelDone(Box::new(m)), t0);
+    for m in report().rows.into_iter().rev() {
+        a.apply(Event::RowDone(Box::new(m)), t0);
     }
     assert!(a.rows.iter().all(|r| r.status == Status::Done));
-    let order: Vec<String> = a.finished_rows().into_iter().map(|m| m.variant).collect();
-    assert_eq!(order, vec!["fp32", "dynamic", "static"], "experiment order");
-    assert_eq!(
-        a.rows[1].bytes(),
-        Some(a.finished_rows()[1].parts.iter().map(|p| p.bytes).sum())
-    );
+    let order: Vec<(String, String)> = a
+        .finished_rows()
+        .into_iter()
+        .map(|m| (m.model, m.variant))
+        .collect();
+    let want = [
+        ("whisper-tiny.en", "fp32"),
+        ("whisper-tiny.en", "dynamic"),
+        ("whisper-tiny.en", "static"),
+        ("blip-easyvqa", "fp32"),
+        ("blip-easyvqa", "seed"),
+    ];
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(m, v)| (m.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(order, want, "experiment order, both kinds");
+    assert_eq!(a.rows[1].bytes(), Some(a.finished_rows()[1].bytes()));
+    assert!(a.is_complete());
 }
 
 #[test]
@@ -230,10 +255,10 @@ fn navigation_clamps_and_panes_cycle() {
     let mut a = app(t0);
     a.update(Action::Up, t0);
     assert_eq!(a.selected, 0);
-    for _ in 0..5 {
+    for _ in 0..9 {
         a.update(Action::Down, t0);
     }
-    assert_eq!(a.selected, 2);
+    assert_eq!(a.selected, 4);
     let mut seen = vec![a.focus];
     for _ in 0..4 {
         a.update(Action::NextPane, t0);
@@ -245,7 +270,7 @@ fn navigation_clamps_and_panes_cycle() {
     assert_eq!(a.focus, Pane::Log);
     a.update(Action::Help, t0);
     a.update(Action::Down, t0);
-    assert_eq!(a.selected, 2, "keys under the help overlay do nothing");
+    assert_eq!(a.selected, 4, "keys under the help overlay do nothing");
     a.update(Action::Close, t0);
     assert_eq!(a.overlay, None);
 }
@@ -276,7 +301,10 @@ fn settings_changes_apply_to_the_next_run_and_are_described() {
         (1, 0, 6)
     );
     assert_eq!(exp.models.len(), 1);
-    assert_eq!(exp.models[0].variants, vec!["static"]);
+    assert_eq!(
+        exp.models[0].variants,
+        vec![Variant::Recipe(crate::quant::Recipe::Static)]
+    );
     let fp32 = a.experiment_for(&Scope::Only {
         entry: 0,
         variant: "fp32".into(),

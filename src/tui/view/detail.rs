@@ -1,5 +1,6 @@
-//! Detail of the selected row: its raw latency runs as sparklines, its worst utterances with the differing
-//! words marked, and for INT8 rows how the model was quantized.
+//! Detail of the selected row: each series' statistics, runs (sparkline) and histogram with the median and
+//! its interval marked; its accuracy (per answer type for BLIP), warnings and worst items as the engine
+//! laid them out; for INT8 rows how the model was quantized.
 
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -8,8 +9,9 @@ use ratatui::Frame;
 
 use super::results::status_mark;
 use super::theme::Theme;
-use crate::measure::stats::Summary;
+use crate::measure::stats::Ratio;
 use crate::measure::wer::MarkedWords;
+use crate::results::Series;
 use crate::tui::app::{App, Row};
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -30,33 +32,79 @@ fn sparkline(samples: &[f64], width: usize) -> String {
         .collect()
 }
 
-/// Stats and a sparkline of the raw runs; `summary` alone when the raw runs were not kept (older reports).
-fn series_line(
+/// A series: its statistics and speedup, its runs in order as a sparkline, and its histogram with the
+/// median (▲) and the median's 95 % interval ([ ]) marked under it.
+fn series_lines(
     name: &str,
-    summary: Option<&Summary>,
-    samples: &[f64],
+    series: Option<&Series>,
+    speedup: Option<Ratio>,
     width: usize,
     theme: Theme,
-) -> Line<'static> {
-    let Some(s) = Summary::of(samples).or(summary.cloned()) else {
-        return Line::from(vec![
+) -> Vec<Line<'static>> {
+    let Some(s) = series else {
+        return vec![Line::from(vec![
             Span::raw(format!("  {name:<13}")),
             Span::styled("not measured yet", theme.dim()),
-        ]);
+        ])];
     };
-    let stats = format!(
-        "  {name:<13}n {:<3} min {:>7.2} med {:>7.2} max {:>7.2}  ",
-        s.runs, s.min, s.median, s.max
+    let st = &s.stats;
+    let mut text = format!(
+        "  {name:<13}n {:<3} med {:.2} [{:.2}, {:.2}] p90 {:.2}",
+        st.n, st.median_ms, st.ci95_median_ms[0], st.ci95_median_ms[1], st.p90_ms
     );
-    let room = width.saturating_sub(stats.chars().count());
-    Line::from(vec![
-        Span::raw(stats),
-        Span::styled(sparkline(samples, room), theme.active()),
-    ])
+    if let Some(x) = speedup {
+        text += &format!("  {:.2}× [{:.2}, {:.2}]", x.median, x.ci95[0], x.ci95[1]);
+    }
+    if let Some(t) = s.ms_per_token {
+        text += &format!("  {t:.2} ms/token");
+    }
+    if st.outliers > 0 {
+        text += &format!("  {} outliers", st.outliers);
+    }
+    let room = width.saturating_sub(16);
+    let mut out = vec![
+        Line::raw(text),
+        Line::from(vec![
+            Span::styled("    runs      ", theme.dim()),
+            Span::styled(sparkline(&st.runs_ms, room), theme.active()),
+        ]),
+    ];
+    if let Some(h) = &s.histogram {
+        let max = h.counts.iter().copied().max().unwrap_or(0).max(1);
+        let bars: String = h
+            .counts
+            .iter()
+            .map(|&c| {
+                if c == 0 {
+                    ' '
+                } else {
+                    BARS[(c * 7).div_ceil(max).min(7)]
+                }
+            })
+            .collect();
+        let mut marks = vec![' '; h.counts.len()];
+        let (lo, hi) = (
+            h.bin_of(st.ci95_median_ms[0]),
+            h.bin_of(st.ci95_median_ms[1]),
+        );
+        marks[lo] = '[';
+        marks[hi] = if hi == lo { '|' } else { ']' };
+        marks[h.bin_of(st.median_ms)] = '▲';
+        out.push(Line::from(vec![
+            Span::styled(format!("    {:<10}", format!("{:.1}", h.lo)), theme.dim()),
+            Span::styled(bars, theme.active()),
+            Span::styled(format!(" {:.1}", h.hi), theme.dim()),
+        ]));
+        out.push(Line::from(vec![
+            Span::raw("              "),
+            Span::styled(marks.into_iter().collect::<String>(), theme.title()),
+        ]));
+    }
+    out
 }
 
 fn marked(label: &str, words: &MarkedWords, theme: Theme) -> Line<'static> {
-    let mut spans = vec![Span::styled(format!("     {label}  "), theme.dim())];
+    let mut spans = vec![Span::styled(format!("     {label:<3}  "), theme.dim())];
     for (i, (w, differs)) in words.iter().enumerate() {
         if i > 0 {
             spans.push(Span::raw(" "));
@@ -76,70 +124,92 @@ fn marked(label: &str, words: &MarkedWords, theme: Theme) -> Line<'static> {
     Line::from(spans)
 }
 
-fn runs<'a>(from_result: Option<&'a Vec<f64>>, live: Option<&'a Vec<f64>>) -> &'a [f64] {
-    from_result
-        .filter(|v| !v.is_empty())
-        .or(live)
-        .map_or(&[], |v| v.as_slice())
-}
-
 pub fn lines(row: &Row, width: usize, theme: Theme) -> Vec<Line<'static>> {
     let (mark, style) = status_mark(row.status, theme);
     let mut out = vec![Line::from(vec![
-        Span::styled(format!("{} {}  ", row.model, row.variant), theme.title()),
+        Span::styled(
+            format!("{} {} ({})  ", row.model, row.variant, row.kind.name()),
+            theme.title(),
+        ),
         Span::styled(format!("{mark} {}", row.status.label()), style),
     ])];
-    out.push(Line::styled("latency runs (ms)", theme.title()));
-    let lat = row.result.as_ref().map(|m| &m.latency);
-    let encoder = runs(
-        lat.map(|l| &l.encoder_runs_ms),
-        row.encoder.as_ref().map(|s| &s.samples_ms),
-    );
-    let step = runs(
-        lat.map(|l| &l.decoder_step_runs_ms),
-        row.decoder_step.as_ref().map(|s| &s.samples_ms),
-    );
-    let e2e = runs(lat.map(|l| &l.end_to_end_runs_ms), None);
-    out.push(series_line(
-        "encoder",
-        lat.map(|l| &l.encoder_ms),
-        encoder,
-        width,
-        theme,
-    ));
-    out.push(series_line(
-        "decoder step",
-        lat.map(|l| &l.decoder_step_ms),
-        step,
-        width,
-        theme,
-    ));
-    out.push(series_line(
-        "end to end",
-        lat.map(|l| &l.end_to_end_ms),
-        e2e,
-        width,
-        theme,
-    ));
-
-    let worst = row.worst(3);
-    out.push(Line::styled(
-        format!(
-            "worst utterances ({} transcribed, normalised text)",
-            row.utterances.len()
-        ),
-        theme.title(),
-    ));
-    if worst.is_empty() {
-        out.push(Line::styled("  no word errors so far", theme.dim()));
+    out.push(Line::styled("latency series (ms)", theme.title()));
+    for spec in row.kind.series() {
+        out.extend(series_lines(
+            spec.name,
+            row.series(spec.name),
+            row.speedup(spec.name),
+            width,
+            theme,
+        ));
     }
-    for u in worst {
-        out.push(Line::from(vec![
-            Span::styled(format!("  {:>2} errors ", u.word_errors), theme.bad()),
-            Span::raw(u.audio.clone()),
-        ]));
-        out.push(marked("ref", &u.reference, theme));
-        out.push(marked("hyp", &u.hypothesis, theme));
+    let metric = row.kind.metric();
+    match (&row.result, row.running) {
+        (Some(r), _) => {
+            let a = &r.accuracy;
+            let text = match (a.value, &a.not_applicable) {
+                (Some(v), _) => {
+                    let mut t = format!(
+                        "{} {:.2} % on {} items",
+                        metric.label(),
+                        v * 100.0,
+                        a.n.unwrap_or(0)
+                    );
+                    let mut extra: Vec<String> = a
+                        .by_type
+                        .iter()
+                        .map(|(k, x)| format!("{k} {:.2} %", x * 100.0))
+                        .collect();
+                    extra.extend(
+                        a.secondary
+                            .iter()
+                            .map(|(k, x)| format!("{} {:.2} %", k.replace('_', " "), x * 100.0)),
+                    );
+                    if !extra.is_empty() {
+                        t += &format!(" ({})", extra.join(", "));
+                    }
+                    t
+                }
+                (None, Some(why)) => format!("{}: n/a — {why}", metric.label()),
+                _ => format!("{}: —", metric.label()),
+            };
+            out.push(Line::styled(text, theme.title()));
+            for w in &r.warnings {
+                out.push(Line::styled(format!("  ⚠ {w}"), theme.warn()));
+            }
+            let what = match row.kind {
+                crate::results::Kind::Whisper => "worst utterances (normalised text)",
+                crate::results::Kind::Blip => "wrong answers",
+            };
+            out.push(Line::styled(what, theme.title()));
+            if r.worst.is_empty() {
+                out.push(Line::styled("  none", theme.dim()));
+            }
+            for w in &r.worst {
+                out.push(Line::from(vec![
+                    Span::styled(format!("  {} ", w.cost), theme.bad()),
+                    Span::raw(w.item.clone()),
+                ]));
+                for (label, words) in &w.lines {
+                    out.push(marked(label, words, theme));
+                }
+            }
+        }
+        (None, Some(run)) => out.push(Line::styled(
+            format!(
+                "{} so far {} ({} of {} items)",
+                metric.label(),
+                run.value
+                    .map_or("—".into(), |v| format!("{:.2} %", v * 100.0)),
+                run.done,
+                run.total
+            ),
+            theme.dim(),
+        )),
+        (None, None) => out.push(Line::styled(
+            format!("{}: not evaluated yet", metric.label()),
+            theme.dim(),
+        )),
     }
 
     if let Some(q) = &row.quantization {

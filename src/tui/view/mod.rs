@@ -33,7 +33,8 @@ pub fn draw(f: &mut Frame, app: &App, now: Instant) {
     .areas(area);
     draw_header(f, header, app, theme, now);
     draw_footer(f, footer, app, theme);
-    let table_height = (app.rows.len() as u16 + 3).min(body.height / 2).max(4);
+    let drawn = results::layout(app).last().map_or(0, |l| l + 1) as u16;
+    let table_height = (drawn + 2).min(body.height / 2).max(4);
     if area.width >= WIDE.0 && area.height >= WIDE.1 {
         let [table, gauge, middle, log_area] = Layout::vertical([
             Constraint::Length(table_height),

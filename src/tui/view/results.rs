@@ -1,5 +1,6 @@
-//! The results table: one row per model and variant, filled as numbers arrive. Columns drop by priority
-//! when the terminal is narrow.
+//! The results table: rows grouped under their model, each group headed by a line that names the model
+//! and its kind's columns (Whisper: enc/step/e2e; BLIP: vision/vqa/caption; WER or VQA accuracy). Columns
+//! drop by priority when the terminal is narrow.
 
 use ratatui::layout::{Constraint, Rect};
 use ratatui::style::Style;
@@ -8,144 +9,197 @@ use ratatui::widgets::{Block, Cell, Row as TableRow, Table, TableState};
 use ratatui::Frame;
 
 use super::theme::Theme;
+use crate::results::Kind;
 use crate::tui::app::{App, Row, Status};
 
 type Render = fn(&App, &Row, Theme) -> (String, Style);
 
+/// What a column shows: a fixed field, or the n-th series of the row's kind.
+#[derive(Clone, Copy)]
+enum Field {
+    Name,
+    Status,
+    Size,
+    Rate,
+    Median(usize),
+    Speedup(usize),
+    Accuracy,
+    Drop,
+    Gate,
+}
+
 struct Column {
-    header: &'static str,
+    field: Field,
     width: u16,
     /// Lower is kept longer.
     priority: u8,
-    render: Render,
 }
 
 const COLUMNS: &[Column] = &[
     Column {
-        header: "model",
+        field: Field::Name,
         width: 16,
-        priority: 9,
-        render: model,
-    },
-    Column {
-        header: "variant",
-        width: 8,
         priority: 0,
-        render: variant,
     },
     Column {
-        header: "status",
+        field: Field::Status,
         width: 13,
         priority: 1,
-        render: status,
     },
     Column {
-        header: "size MB",
+        field: Field::Size,
         width: 7,
         priority: 3,
-        render: size,
     },
     Column {
-        header: "rate",
+        field: Field::Rate,
         width: 5,
         priority: 5,
-        render: rate,
     },
     Column {
-        header: "enc ms",
-        width: 7,
-        priority: 4,
-        render: encoder,
-    },
-    Column {
-        header: "step ms",
-        width: 7,
+        field: Field::Median(0),
+        width: 8,
         priority: 6,
-        render: step,
     },
     Column {
-        header: "e2e ms ±sd",
-        width: 12,
+        field: Field::Speedup(0),
+        width: 6,
+        priority: 8,
+    },
+    Column {
+        field: Field::Median(1),
+        width: 8,
         priority: 7,
-        render: end_to_end,
     },
     Column {
-        header: "e2e ×",
+        field: Field::Speedup(1),
         width: 6,
         priority: 2,
-        render: e2e_speedup,
     },
     Column {
-        header: "enc ×",
+        field: Field::Median(2),
+        width: 9,
+        priority: 4,
+    },
+    Column {
+        field: Field::Speedup(2),
         width: 6,
-        priority: 8,
-        render: encoder_speedup,
+        priority: 2,
     },
     Column {
-        header: "step ×",
-        width: 6,
-        priority: 8,
-        render: step_speedup,
-    },
-    Column {
-        header: "WER",
+        field: Field::Accuracy,
         width: 7,
         priority: 1,
-        render: wer,
     },
     Column {
-        header: "drop",
+        field: Field::Drop,
         width: 6,
         priority: 2,
-        render: drop,
     },
     Column {
-        header: "gate",
+        field: Field::Gate,
         width: 6,
         priority: 1,
-        render: gate,
     },
 ];
 
+/// The column headings of a kind's group line.
+fn heading(field: Field, kind: Kind) -> String {
+    let label = |i: usize| kind.series().get(i).map_or("", |s| s.label);
+    match field {
+        Field::Name => String::new(),
+        Field::Status => format!("({})", kind.name()),
+        Field::Size => "size MB".into(),
+        Field::Rate => "rate".into(),
+        Field::Median(i) => format!("{} ms", label(i)),
+        Field::Speedup(i) => format!("{} ×", label(i)),
+        Field::Accuracy => match kind {
+            Kind::Whisper => "WER".into(),
+            Kind::Blip => "VQA".into(),
+        },
+        Field::Drop => "drop".into(),
+        Field::Gate => "gate".into(),
+    }
+}
+
 /// The columns that fit in `width`, in table order.
 fn fitting(width: u16) -> Vec<&'static Column> {
-    let mut by_priority: Vec<&Column> = COLUMNS.iter().collect();
-    by_priority.sort_by_key(|c| c.priority);
+    let mut by_priority: Vec<(usize, &Column)> = COLUMNS.iter().enumerate().collect();
+    by_priority.sort_by_key(|(_, c)| c.priority);
     let mut used = 0u16;
     let mut keep = Vec::new();
-    for c in by_priority {
+    for (i, c) in by_priority {
         let need = c.width + u16::from(!keep.is_empty());
         if used + need <= width {
             used += need;
-            keep.push(c.header);
+            keep.push(i);
         }
     }
-    COLUMNS
-        .iter()
-        .filter(|c| keep.contains(&c.header))
-        .collect()
+    keep.sort_unstable();
+    keep.into_iter().map(|i| &COLUMNS[i]).collect()
+}
+
+/// Where each row of `app.rows` sits in the drawn table (group lines included).
+pub fn layout(app: &App) -> Vec<usize> {
+    let mut at = Vec::new();
+    let mut line = 0;
+    for (i, r) in app.rows.iter().enumerate() {
+        if i == 0 || app.rows[i - 1].model != r.model {
+            line += 1;
+        }
+        at.push(line);
+        line += 1;
+    }
+    at
 }
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
     let columns = fitting(block.inner(area).width);
-    let header = TableRow::new(columns.iter().map(|c| Cell::from(c.header))).style(theme.title());
-    let rows = app.rows.iter().map(|r| {
-        TableRow::new(columns.iter().map(|c| {
-            let (text, style) = (c.render)(app, r, theme);
+    let mut lines = Vec::new();
+    for (i, r) in app.rows.iter().enumerate() {
+        if i == 0 || app.rows[i - 1].model != r.model {
+            lines.push(
+                TableRow::new(columns.iter().map(|c| match c.field {
+                    Field::Name => Cell::from(r.model.clone()),
+                    field => Cell::from(heading(field, r.kind)),
+                }))
+                .style(theme.title()),
+            );
+        }
+        lines.push(TableRow::new(columns.iter().map(|c| {
+            let (text, style) = render(c.field)(app, r, theme);
             Cell::from(Text::from(text)).style(style)
-        }))
-    });
+        })));
+    }
     let widths: Vec<Constraint> = columns
         .iter()
         .map(|c| Constraint::Length(c.width))
         .collect();
-    let table = Table::new(rows, widths)
-        .header(header)
+    let table = Table::new(lines, widths)
         .block(block)
         .row_highlight_style(theme.selected())
         .highlight_symbol("▸");
-    let mut state = TableState::default().with_selected(Some(app.selected));
+    let selected = layout(app).get(app.selected).copied();
+    let mut state = TableState::default().with_selected(selected);
     f.render_stateful_widget(table, area, &mut state);
+}
+
+fn render(field: Field) -> Render {
+    match field {
+        Field::Name => variant,
+        Field::Status => status,
+        Field::Size => size,
+        Field::Rate => rate,
+        Field::Median(0) => median::<0>,
+        Field::Median(1) => median::<1>,
+        Field::Median(_) => median::<2>,
+        Field::Speedup(0) => speedup::<0>,
+        Field::Speedup(1) => speedup::<1>,
+        Field::Speedup(_) => speedup::<2>,
+        Field::Accuracy => accuracy,
+        Field::Drop => drop,
+        Field::Gate => gate,
+    }
 }
 
 fn plain(s: impl Into<String>) -> (String, Style) {
@@ -156,12 +210,8 @@ fn none(theme: Theme) -> (String, Style) {
     ("—".into(), theme.dim())
 }
 
-fn model(_: &App, r: &Row, _: Theme) -> (String, Style) {
-    plain(r.model.clone())
-}
-
 fn variant(_: &App, r: &Row, _: Theme) -> (String, Style) {
-    plain(r.variant.clone())
+    plain(format!(" {}", r.variant))
 }
 
 pub fn status_mark(s: Status, theme: Theme) -> (&'static str, Style) {
@@ -192,65 +242,47 @@ fn rate(app: &App, r: &Row, theme: Theme) -> (String, Style) {
     }
 }
 
-fn encoder(_: &App, r: &Row, theme: Theme) -> (String, Style) {
-    let median = r
-        .result
-        .as_ref()
-        .map(|m| m.latency.encoder_ms.median)
-        .or(r.encoder.as_ref().map(|s| s.summary.median));
-    median.map_or_else(|| none(theme), |m| plain(format!("{m:.1}")))
+fn series_name(r: &Row, i: usize) -> Option<&'static str> {
+    r.kind.series().get(i).map(|s| s.name)
 }
 
-fn step(_: &App, r: &Row, theme: Theme) -> (String, Style) {
-    let median = r
-        .result
-        .as_ref()
-        .map(|m| m.latency.decoder_step_ms.median)
-        .or(r.decoder_step.as_ref().map(|s| s.summary.median));
-    median.map_or_else(|| none(theme), |m| plain(format!("{m:.2}")))
-}
-
-fn end_to_end(_: &App, r: &Row, theme: Theme) -> (String, Style) {
-    r.result.as_ref().map_or_else(
+fn median<const I: usize>(_: &App, r: &Row, theme: Theme) -> (String, Style) {
+    let s = series_name(r, I).and_then(|n| r.series(n));
+    s.map_or_else(
         || none(theme),
-        |m| {
-            let s = &m.latency.end_to_end_ms;
-            plain(format!("{:.1}±{:.0}", s.mean, s.stddev))
+        |s| {
+            let m = s.stats.median_ms;
+            plain(if m < 10.0 {
+                format!("{m:.2}")
+            } else {
+                format!("{m:.1}")
+            })
         },
     )
 }
 
-fn speedup(value: Option<f64>, r: &Row, theme: Theme) -> (String, Style) {
-    match value {
-        _ if r.is_baseline() => ("base".into(), theme.dim()),
-        Some(x) => plain(format!("{x:.2}×")),
+fn speedup<const I: usize>(_: &App, r: &Row, theme: Theme) -> (String, Style) {
+    if r.is_baseline() {
+        return ("base".into(), theme.dim());
+    }
+    match series_name(r, I).and_then(|n| r.speedup(n)) {
+        Some(x) => plain(format!("{:.2}×", x.median)),
         None => none(theme),
     }
 }
 
-fn e2e_speedup(_: &App, r: &Row, theme: Theme) -> (String, Style) {
-    let v = r.result.as_ref().and_then(|m| m.vs_fp32.as_ref());
-    speedup(v.map(|c| c.end_to_end_speedup), r, theme)
-}
-
-fn encoder_speedup(_: &App, r: &Row, theme: Theme) -> (String, Style) {
-    let v = r.result.as_ref().and_then(|m| m.vs_fp32.as_ref());
-    let live = r.encoder.as_ref().and_then(|s| s.speedup);
-    speedup(v.map(|c| c.encoder_speedup).or(live), r, theme)
-}
-
-fn step_speedup(_: &App, r: &Row, theme: Theme) -> (String, Style) {
-    let v = r.result.as_ref().and_then(|m| m.vs_fp32.as_ref());
-    let live = r.decoder_step.as_ref().and_then(|s| s.speedup);
-    speedup(v.map(|c| c.decoder_step_speedup).or(live), r, theme)
-}
-
-fn wer(_: &App, r: &Row, theme: Theme) -> (String, Style) {
-    match (&r.result, r.running_wer()) {
-        (Some(m), _) => plain(format!("{:.2}%", m.accuracy.wer * 100.0)),
-        // Still transcribing: the rate so far, marked as partial.
-        (None, Some(w)) => (format!("~{:.1}%", w * 100.0), theme.dim()),
-        (None, None) => none(theme),
+fn accuracy(_: &App, r: &Row, theme: Theme) -> (String, Style) {
+    if let Some(res) = &r.result {
+        return match (res.accuracy.value, &res.accuracy.not_applicable) {
+            (Some(v), _) => plain(format!("{:.2}%", v * 100.0)),
+            (None, Some(_)) => ("n/a".into(), theme.dim()),
+            _ => none(theme),
+        };
+    }
+    match r.running.and_then(|x| x.value) {
+        // Still evaluating: the value so far, marked as partial.
+        Some(v) => (format!("~{:.1}%", v * 100.0), theme.dim()),
+        None => none(theme),
     }
 }
 
@@ -258,11 +290,12 @@ fn drop(_: &App, r: &Row, theme: Theme) -> (String, Style) {
     if r.is_baseline() {
         return ("base".into(), theme.dim());
     }
-    let v = r.result.as_ref().and_then(|m| m.vs_fp32.as_ref());
-    v.map_or_else(
-        || none(theme),
-        |c| plain(format!("{:+.2}", c.wer_drop_points)),
-    )
+    let d = r
+        .result
+        .as_ref()
+        .and_then(|m| m.vs_fp32.as_ref())
+        .and_then(|c| c.accuracy_drop_points);
+    d.map_or_else(|| none(theme), |d| plain(format!("{d:+.2}")))
 }
 
 fn gate(_: &App, r: &Row, theme: Theme) -> (String, Style) {
@@ -279,17 +312,27 @@ fn gate(_: &App, r: &Row, theme: Theme) -> (String, Style) {
 
 #[cfg(test)]
 mod tests {
-    use super::fitting;
+    use super::{fitting, heading, Field};
+    use crate::results::Kind;
 
     #[test]
     fn narrow_tables_keep_the_essential_columns() {
-        let headers = |w| fitting(w).iter().map(|c| c.header).collect::<Vec<_>>();
-        let narrow = headers(78);
-        for must in ["variant", "status", "e2e ×", "WER", "drop", "gate"] {
-            assert!(narrow.contains(&must), "{must} missing from {narrow:?}");
+        let fields = |w| {
+            fitting(w)
+                .iter()
+                .map(|c| heading(c.field, Kind::Whisper))
+                .collect::<Vec<_>>()
+        };
+        let narrow = fields(78);
+        for must in ["(whisper)", "e2e ×", "step ×", "WER", "drop", "gate"] {
+            assert!(
+                narrow.iter().any(|h| h == must),
+                "{must} missing from {narrow:?}"
+            );
         }
-        assert!(!narrow.contains(&"model"));
-        assert_eq!(headers(400).len(), super::COLUMNS.len());
-        assert_eq!(headers(10), vec!["variant"]);
+        assert_eq!(fitting(400).len(), super::COLUMNS.len());
+        assert!(fitting(10).iter().map(|c| c.width).sum::<u16>() <= 10);
+        assert_eq!(heading(Field::Median(1), Kind::Blip), "vqa ms");
+        assert_eq!(heading(Field::Accuracy, Kind::Blip), "VQA");
     }
 }

@@ -7,7 +7,6 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 
 use crate::engine::{Event, Stage, Task};
-use crate::measure::stats::Summary;
 use crate::tui::app::tests::{app, report};
 use crate::tui::app::{Action, App};
 
@@ -17,25 +16,12 @@ fn render(app: &App, size: (u16, u16), now: Instant) -> Terminal<TestBackend> {
     t
 }
 
-/// The first `n` utterances of a finished row, as the engine reports them.
-fn transcribed(a: &mut App, m: &crate::results::ModelResult, n: usize, t0: Instant) {
-    for (i, item) in m.accuracy.items.iter().take(n).enumerate() {
-        let event = Event::Item {
-            model: m.model.clone(),
-            variant: m.variant.clone(),
-            index: i,
-            item: item.clone(),
-        };
-        a.apply(event, t0);
-    }
-}
-
-/// Mid-run: FP32 and dynamic measured on the encoder, evaluating their third utterance.
+/// Mid-run: whisper's FP32 and dynamic measured on the encoder, evaluating their fifth utterance.
 fn mid_run(t0: Instant) -> App {
     let mut a = app(t0);
     a.update(Action::RunAll, t0);
     let done = report();
-    for m in &done.models[..2] {
+    for m in &done.rows[..2] {
         a.apply(
             Event::Opened {
                 model: m.model.clone(),
@@ -45,28 +31,34 @@ fn mid_run(t0: Instant) -> App {
             },
             t0,
         );
-        let samples: Vec<f64> = (0..5)
-            .map(|i| m.latency.encoder_ms.median + i as f64)
-            .collect();
         a.apply(
             Event::Series {
                 model: m.model.clone(),
                 variant: m.variant.clone(),
-                stage: Stage::MeasureEncoder,
-                summary: Summary::of(&samples).unwrap(),
-                samples_ms: samples,
-                speedup: (m.variant != "fp32").then_some(1.44),
+                name: "encoder",
+                series: Box::new(m.series["encoder"].clone()),
+                speedup: m.speedup("encoder"),
             },
             t0,
         );
-        transcribed(&mut a, m, 3, t0);
+        a.apply(
+            Event::Accuracy {
+                model: m.model.clone(),
+                variant: m.variant.clone(),
+                metric: m.accuracy.metric,
+                done: 3,
+                total: 4,
+                so_far: Some(0.125),
+            },
+            t0,
+        );
     }
     a.apply(
         Event::Progress {
             task: Task::new("whisper-tiny.en", &["fp32", "dynamic"]),
             stage: Stage::Evaluate,
-            done: 3,
-            total: 25,
+            done: 1,
+            total: 4,
         },
         t0 + Duration::from_secs(40),
     );
@@ -74,29 +66,35 @@ fn mid_run(t0: Instant) -> App {
         Event::Progress {
             task: Task::new("whisper-tiny.en", &["fp32", "dynamic"]),
             stage: Stage::Evaluate,
-            done: 5,
-            total: 25,
+            done: 3,
+            total: 4,
         },
         t0 + Duration::from_secs(42),
     );
     a
 }
 
-/// Every row finished, the dynamic row selected.
-fn finished(t0: Instant) -> App {
+/// Every row finished (both kinds), the row `selected` selected.
+fn finished_at(t0: Instant, selected: usize) -> App {
     let mut a = app(t0);
     a.update(Action::RunAll, t0);
-    for m in report().models {
-        transcribed(&mut a, &m, m.accuracy.items.len(), t0);
-        a.apply(Event::ModelDone(Box::new(m)), t0);
+    for m in report().rows {
+        a.apply(Event::RowDone(Box::new(m)), t0);
     }
     a.apply(
         Event::Warning("calibration: `x` in decoder_model.onnx never ran".into()),
         t0 + Duration::from_secs(90),
     );
     a.finish(crate::tui::app::Outcome::Done, t0 + Duration::from_secs(95));
-    a.update(Action::Down, t0);
+    for _ in 0..selected {
+        a.update(Action::Down, t0);
+    }
     a
+}
+
+/// Every row finished, the dynamic row selected.
+fn finished(t0: Instant) -> App {
+    finished_at(t0, 1)
 }
 
 #[test]
@@ -132,6 +130,26 @@ fn finished_at_80x24_without_colour_brackets_differing_words() {
     let mut a = finished(t0);
     a.color = false;
     insta::assert_snapshot!(render(&a, (80, 24), t0 + Duration::from_secs(95)).backend());
+}
+
+#[test]
+fn finished_blip_row_at_80x24() {
+    let t0 = Instant::now();
+    let a = finished_at(t0, 4);
+    insta::assert_snapshot!(render(&a, (80, 24), t0 + Duration::from_secs(95)).backend());
+}
+
+#[test]
+fn finished_blip_row_wide() {
+    let t0 = Instant::now();
+    let a = finished_at(t0, 4);
+    let t = render(&a, (160, 48), t0 + Duration::from_secs(95));
+    let screen = format!("{}", t.backend());
+    // The BLIP group shows its own columns and its accuracy.
+    for must in ["blip-easyvqa", "(blip)", "vqa ms", "cap ×", "VQA accuracy"] {
+        assert!(screen.contains(must), "{must} missing:\n{screen}");
+    }
+    insta::assert_snapshot!(t.backend());
 }
 
 #[test]

@@ -1,0 +1,28 @@
+use std::io::IsTerminal;
+
+use anyhow::Result;
+
+use super::Outcome;
+use crate::assets::Cache;
+use crate::cli::Cli;
+use crate::config::Experiment;
+
+/// `quantbench` alone: the TUI, which needs a terminal on both ends.
+pub fn run(cli: &Cli) -> Result<Outcome> {
+    if !(std::io::stdin().is_terminal() && std::io::stdout().is_terminal()) {
+        anyhow::bail!(
+            "the interactive TUI needs a terminal (stdin and stdout); for a headless run use `quantbench report --config {}` (see `quantbench --help`)",
+            cli.config.display()
+        );
+    }
+    let exp = Experiment::load(&cli.config)?;
+    let threads = cli.threads.unwrap_or_else(|| exp.threads());
+    crate::tui::run(crate::tui::Options {
+        cache: Cache::new(cli.cache_dir.clone(), cli.wheelhouse.clone()),
+        config_path: cli.config.clone(),
+        out_dir: cli.out.clone(),
+        experiment: exp,
+        threads,
+    })?;
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,328 @@
+//! Whisper as a workload: the encoder call on a 30 s window, one decoder step over a warm cache, and whole
+//! transcriptions of every clip; WER/CER on the entry's speech manifest.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+
+use super::variants::{open_variant, Opened, QuantSetup};
+use super::workload::{ArmInfo, EvalProgress, Evaluated, Sample, Workload};
+use super::{Cancel, Context, Event, Stage, Task};
+use crate::config::{MeasureConfig, ModelEntry};
+use crate::data::{audio, manifest};
+use crate::measure::normalizer::normalize;
+use crate::measure::stats::Stats;
+use crate::measure::wer::{char_counts, word_counts, word_diff, EditCounts};
+use crate::models::whisper::{Pipeline, StepState};
+use crate::results::{Accuracy, EvalResult, Evaluation, ItemResult, Kind, Metric, WorstItem};
+
+/// Worst items a row keeps.
+const WORST: usize = 5;
+
+fn load_items(manifest_path: &Path, limit: usize) -> Result<Vec<manifest::SpeechItem>> {
+    let mut items = manifest::load_speech(manifest_path)?;
+    if limit > 0 {
+        items.truncate(limit);
+    }
+    Ok(items)
+}
+
+fn decode_all(items: &[manifest::SpeechItem]) -> Result<Vec<audio::Audio>> {
+    items
+        .iter()
+        .map(|it| audio::load_16k(&it.audio).map_err(Into::into))
+        .collect()
+}
+
+/// One clip transcribed and scored against its reference, and the tokens it took.
+fn transcribe(
+    pipeline: &mut Pipeline,
+    item: &manifest::SpeechItem,
+    clip: &audio::Audio,
+) -> Result<(ItemResult, u32)> {
+    let t = pipeline
+        .transcribe(&clip.samples)
+        .with_context(|| item.audio.display().to_string())?;
+    let (r, h) = (normalize(&item.text), normalize(&t.text));
+    let wc = word_counts(&r, &h);
+    Ok((
+        ItemResult {
+            audio: item.audio_rel.clone(),
+            reference: item.text.clone(),
+            hypothesis: t.text,
+            latency_ms: t.total.as_secs_f64() * 1e3,
+            word_errors: wc.errors(),
+            reference_words: wc.reference_len,
+        },
+        t.tokens.len() as u32,
+    ))
+}
+
+/// Corpus WER/CER and latency over scored items.
+fn eval_result(
+    (model, variant): (&str, &str),
+    manifest_path: &Path,
+    items: Vec<ItemResult>,
+) -> EvalResult {
+    let (mut words, mut chars) = (EditCounts::default(), EditCounts::default());
+    for i in &items {
+        let (r, h) = (normalize(&i.reference), normalize(&i.hypothesis));
+        words.add(&word_counts(&r, &h));
+        chars.add(&char_counts(&r, &h));
+    }
+    let latencies: Vec<f64> = items.iter().map(|i| i.latency_ms).collect();
+    EvalResult {
+        model: model.to_string(),
+        variant: variant.to_string(),
+        manifest: manifest_path.display().to_string(),
+        n: items.len(),
+        wer: words.rate(),
+        cer: chars.rate(),
+        word_counts: words,
+        char_counts: chars,
+        latency_ms: Stats::of(&latencies).expect("manifests are never empty"),
+        items,
+    }
+}
+
+/// WER/CER over a manifest plus per-item latency (one pass): `quantbench eval` on speech.
+pub fn evaluate(
+    pipeline: &mut Pipeline,
+    (model, variant): (&str, &str),
+    manifest_path: &Path,
+    limit: usize,
+    sink: &mut dyn FnMut(Event),
+) -> Result<EvalResult> {
+    let items = load_items(manifest_path, limit)?;
+    let clips = decode_all(&items)?;
+    let mut out = Vec::new();
+    for (i, (item, clip)) in items.iter().zip(&clips).enumerate() {
+        out.push(transcribe(pipeline, item, clip)?.0);
+        sink(Event::Progress {
+            task: Task::new(model, &[variant]),
+            stage: Stage::Evaluate,
+            done: i + 1,
+            total: items.len(),
+        });
+    }
+    Ok(eval_result((model, variant), manifest_path, out))
+}
+
+/// The utterances with the most word errors, their differing words marked.
+fn worst(items: &[ItemResult]) -> Vec<WorstItem> {
+    let mut v: Vec<&ItemResult> = items.iter().filter(|i| i.word_errors > 0).collect();
+    v.sort_by_key(|i| std::cmp::Reverse(i.word_errors));
+    v.into_iter()
+        .take(WORST)
+        .map(|i| {
+            let (r, h) = word_diff(&normalize(&i.reference), &normalize(&i.hypothesis));
+            WorstItem {
+                item: i.audio.clone(),
+                cost: format!("{} of {} words wrong", i.word_errors, i.reference_words),
+                lines: vec![("ref".into(), r), ("hyp".into(), h)],
+            }
+        })
+        .collect()
+}
+
+/// sha256 over the manifest and, in order, every file it names.
+pub fn dataset_sha256<'a>(
+    manifest_path: &Path,
+    files: impl IntoIterator<Item = &'a Path>,
+) -> Result<String> {
+    let mut lines = vec![crate::fsutil::sha256_file(manifest_path)
+        .with_context(|| manifest_path.display().to_string())?];
+    for f in files {
+        lines.push(crate::fsutil::sha256_file(f).with_context(|| f.display().to_string())?);
+    }
+    Ok(crate::fsutil::sha256_bytes(lines.join("\n").as_bytes()))
+}
+
+pub struct WhisperWorkload {
+    name: String,
+    arms: Vec<ArmInfo>,
+    pipelines: Vec<Opened<Pipeline>>,
+    items: Vec<manifest::SpeechItem>,
+    clips: Vec<audio::Audio>,
+    /// The encoder's input: the first clip's first window.
+    window: Vec<f32>,
+    manifest: String,
+    dataset_sha256: String,
+    decoder_cache_len: usize,
+    threads: usize,
+    runs: usize,
+    e2e_passes: usize,
+    /// Per arm, the decoder state the step is timed on (while that series runs).
+    states: Vec<(StepState, i64)>,
+    /// Per arm, each clip's latest transcription (the evaluation reuses them: greedy decoding is
+    /// deterministic).
+    transcribed: Vec<Vec<Option<ItemResult>>>,
+}
+
+impl WhisperWorkload {
+    pub fn open(
+        entry: &ModelEntry,
+        measure: &MeasureConfig,
+        ctx: &Context,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<Self> {
+        let items = load_items(&entry.dataset, entry.limit)?;
+        let clips = decode_all(&items)?;
+        let dataset_sha256 =
+            dataset_sha256(&entry.dataset, items.iter().map(|i| i.audio.as_path()))?;
+        let setup = QuantSetup::of_entry(entry);
+        let mut pipelines = Vec::new();
+        for v in entry.variants() {
+            pipelines.push(open_variant(&entry.model, v, &setup, ctx, sink)?);
+        }
+        let window = pipelines[0].pipeline.features(&clips[0].samples).window(0);
+        let arms: Vec<ArmInfo> = pipelines.iter().map(Opened::info).collect();
+        Ok(WhisperWorkload {
+            name: pipelines[0].model.name.clone(),
+            transcribed: vec![vec![None; items.len()]; arms.len()],
+            arms,
+            pipelines,
+            items,
+            clips,
+            window,
+            manifest: entry.dataset.display().to_string(),
+            dataset_sha256,
+            decoder_cache_len: measure.decoder_cache_len,
+            threads: ctx.threads,
+            runs: measure.runs,
+            e2e_passes: measure.e2e_passes,
+            states: Vec::new(),
+        })
+    }
+}
+
+impl Workload for WhisperWorkload {
+    fn kind(&self) -> Kind {
+        Kind::Whisper
+    }
+
+    fn model(&self) -> &str {
+        &self.name
+    }
+
+    fn arms(&self) -> &[ArmInfo] {
+        &self.arms
+    }
+
+    fn series(&self) -> Vec<&'static str> {
+        vec!["encoder", "decoder_step", "end_to_end"]
+    }
+
+    fn rounds(&self, series: &str) -> usize {
+        match series {
+            "end_to_end" => self.e2e_passes * self.items.len(),
+            _ => self.runs,
+        }
+    }
+
+    fn begin(&mut self, series: &str) -> Result<()> {
+        if series == "decoder_step" {
+            self.states = self
+                .pipelines
+                .iter_mut()
+                .map(|p| p.pipeline.step_state(&self.window, self.decoder_cache_len))
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(())
+    }
+
+    fn sample(&mut self, arm: usize, series: &str, round: usize) -> Result<Sample> {
+        let p = &mut self.pipelines[arm].pipeline;
+        let mut in_ort = std::time::Duration::ZERO;
+        let t = std::time::Instant::now();
+        match series {
+            "encoder" => {
+                p.encode(&self.window, &mut in_ort)?;
+            }
+            "decoder_step" => {
+                let (state, token) = &self.states[arm];
+                p.bench_step(state, *token, &mut in_ort)?;
+            }
+            _ => {
+                let i = round % self.items.len();
+                let (item, tokens) = transcribe(p, &self.items[i], &self.clips[i])?;
+                let ms = item.latency_ms;
+                self.transcribed[arm][i] = Some(item);
+                return Ok(Sample {
+                    ms,
+                    tokens: Some(tokens),
+                });
+            }
+        }
+        Ok(Sample {
+            ms: t.elapsed().as_secs_f64() * 1e3,
+            tokens: None,
+        })
+    }
+
+    fn end(&mut self, series: &str) {
+        if series == "decoder_step" {
+            self.states.clear();
+        }
+    }
+
+    fn evaluate(
+        &mut self,
+        arm: usize,
+        cancel: &Cancel,
+        progress: EvalProgress,
+    ) -> Result<Evaluated> {
+        let mut out = Vec::new();
+        let (mut errors, mut words) = (0usize, 0usize);
+        for i in 0..self.items.len() {
+            cancel.check()?;
+            let item = match self.transcribed[arm][i].take() {
+                Some(item) => item,
+                None => {
+                    let p = &mut self.pipelines[arm].pipeline;
+                    transcribe(p, &self.items[i], &self.clips[i])?.0
+                }
+            };
+            errors += item.word_errors;
+            words += item.reference_words;
+            out.push(item);
+            progress(
+                i + 1,
+                self.items.len(),
+                (words > 0).then(|| errors as f64 / words as f64),
+            );
+        }
+        let variant = self.arms[arm].variant.clone();
+        let result = eval_result((&self.name, &variant), Path::new(&self.manifest), out);
+        Ok(Evaluated {
+            accuracy: Accuracy {
+                metric: Metric::Wer,
+                value: Some(result.wer),
+                n: Some(result.n),
+                by_type: BTreeMap::new(),
+                secondary: [("cer".to_string(), result.cer)].into(),
+                not_applicable: None,
+            },
+            worst: worst(&result.items),
+            evaluation: Some(Evaluation::Speech(result)),
+        })
+    }
+
+    fn dataset(&self) -> (String, String) {
+        (self.manifest.clone(), self.dataset_sha256.clone())
+    }
+
+    fn setup(&self) -> BTreeMap<String, serde_json::Value> {
+        [
+            ("threads".to_string(), self.threads.into()),
+            (
+                "decoder_cache_len".to_string(),
+                self.decoder_cache_len.into(),
+            ),
+            ("e2e_passes".to_string(), self.e2e_passes.into()),
+            ("clips".to_string(), self.items.len().into()),
+        ]
+        .into()
+    }
+}

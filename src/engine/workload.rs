@@ -1,0 +1,72 @@
+//! What a model family under test is to the measuring loop: its arms (variants), its latency series, how to
+//! time one sample of each, and how to evaluate an arm's accuracy. Whisper and BLIP implement it; so does
+//! the mock in the loop's tests.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+
+use super::Cancel;
+use crate::results::{Accuracy, Evaluation, Kind, PartSize, WorstItem};
+
+/// One timed sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub ms: f64,
+    /// Tokens the sample generated (generation series).
+    pub tokens: Option<u32>,
+}
+
+/// What a variant is, as its row reports it.
+#[derive(Debug, Clone)]
+pub struct ArmInfo {
+    pub variant: String,
+    /// The FP32 arm every other arm is compared with.
+    pub baseline: bool,
+    pub source_sha256: String,
+    pub parts: Vec<PartSize>,
+    pub quantization: Option<crate::quant::QuantSummary>,
+}
+
+/// An arm's accuracy with its worst items and per-item outcomes.
+#[derive(Debug, Clone)]
+pub struct Evaluated {
+    pub accuracy: Accuracy,
+    pub worst: Vec<WorstItem>,
+    pub evaluation: Option<Evaluation>,
+}
+
+/// Progress of an evaluation: items done of total, and the metric over the items so far.
+pub type EvalProgress<'a> = &'a mut dyn FnMut(usize, usize, Option<f64>);
+
+pub trait Workload {
+    fn kind(&self) -> Kind;
+    /// The model's display name.
+    fn model(&self) -> &str;
+    fn arms(&self) -> &[ArmInfo];
+    /// The series this entry measures, in the kind's order (a subset of `kind().series()`).
+    fn series(&self) -> Vec<&'static str>;
+    /// Rounds a series gets before any adaptive extension (each round runs every arm once).
+    fn rounds(&self, series: &str) -> usize;
+    /// Before the first sample of a series (e.g. build the decoder states the step is timed on).
+    fn begin(&mut self, _series: &str) -> Result<()> {
+        Ok(())
+    }
+    /// Times one sample of `series` on `arm`; `round` picks the input (inputs repeat past their count).
+    fn sample(&mut self, arm: usize, series: &str, round: usize) -> Result<Sample>;
+    /// After the last sample of a series.
+    fn end(&mut self, _series: &str) {}
+    /// Accuracy of `arm` on the entry's dataset.
+    fn evaluate(
+        &mut self,
+        arm: usize,
+        cancel: &Cancel,
+        progress: EvalProgress,
+    ) -> Result<Evaluated>;
+    /// The dataset's path and content hash.
+    fn dataset(&self) -> (String, String);
+    /// How the series were measured, for the rows (threads, cache length, samples, …).
+    fn setup(&self) -> BTreeMap<String, serde_json::Value> {
+        BTreeMap::new()
+    }
+}
