@@ -203,7 +203,7 @@ fn report_compares_blip_variants_through_the_one_loop() {
     assert_eq!(rows[0].series["vqa"].tokens.as_ref().map(Vec::len), Some(5));
     assert!(rows[0].series["vision"].tokens.is_none());
     assert_eq!(rows[0].accuracy.n, Some(40));
-    assert!(rows[0].accuracy.by_type.contains_key("color"));
+    assert!(rows[0].accuracy.by_type.contains_key("colour"));
     assert!(rows[0]
         .accuracy
         .secondary

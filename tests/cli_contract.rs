@@ -61,7 +61,7 @@ fn eval_json_has_the_documented_fields() {
         let x = v[k].as_f64().unwrap();
         assert!((0.0..1.0).contains(&x), "{k} = {x}");
     }
-    for k in ["median", "mean", "min", "max", "stddev"] {
+    for k in ["median_ms", "mean_ms", "min_ms", "max_ms", "stddev_ms"] {
         assert!(
             v["latency_ms"][k].as_f64().unwrap() >= 0.0,
             "latency_ms.{k}"
@@ -130,27 +130,43 @@ fn report_writes_markdown_and_json_with_the_environment() {
     assert_eq!(env["ort_version"], "1.31.1");
     assert!(!env["cpu_model"].as_str().unwrap().is_empty());
     assert!(env["git_commit"].is_string() && env["quantbench_version"].is_string());
-    let m = &v["models"][0];
+    assert_eq!(v["schema"], "quantbench.report/2");
+    assert_eq!(v["complete"], true);
+    let m = &v["rows"][0];
     assert_eq!(m["model"], "whisper-tiny.en");
+    assert_eq!(m["kind"], "whisper");
     assert_eq!(
         m["source_sha256"],
         "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
     );
     assert_eq!(m["dataset_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(m["accuracy"]["n"], 2);
-    assert_eq!(m["latency"]["encoder_ms"]["runs"], 2);
-    assert_eq!(m["latency"]["decoder_cache_len"], 8);
+    assert_eq!(m["accuracy"]["metric"], "wer");
+    let enc = &m["series"]["encoder"];
+    assert_eq!(enc["n"], 2);
+    assert_eq!(enc["runs_ms"].as_array().unwrap().len(), 2);
+    assert!(enc["p99_ms"].is_null(), "p99 needs 100 runs");
+    assert_eq!(enc["ci95_median_ms"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        m["series"]["end_to_end"]["tokens"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(m["setup"]["decoder_cache_len"], 8);
     assert_eq!(m["parts"].as_array().unwrap().len(), 3);
 
-    // The markdown carries the same numbers.
+    // The markdown carries the same numbers, and stdout the one-screen summary.
     let md = std::fs::read_to_string(md_path).unwrap();
-    let wer = format!("{:.2} %", m["accuracy"]["wer"].as_f64().unwrap() * 100.0);
-    assert!(md.contains(&format!("| WER | {wer} |")), "{md}");
-    let enc = format!(
-        "{:.2}",
-        m["latency"]["encoder_ms"]["median"].as_f64().unwrap()
+    let wer = format!("{:.2} %", m["accuracy"]["value"].as_f64().unwrap() * 100.0);
+    assert!(md.contains(&format!("WER {wer} on 2 items")), "{md}");
+    let median = format!("{:.2}", enc["median_ms"].as_f64().unwrap());
+    assert!(md.contains(&median), "{md}");
+    assert!(
+        out.contains("whisper-tiny.en (whisper)") && out.contains(&format!("WER {wer}")),
+        "{out}"
     );
-    assert!(md.contains(&enc), "{md}");
 }
 
 #[test]
@@ -254,11 +270,11 @@ fn report_exits_3_when_a_threshold_fails_and_still_writes_the_report() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
-        err.contains("threshold failed: whisper-tiny.en dynamic: end-to-end speedup ≥ 100"),
+        err.contains("threshold failed: whisper-tiny.en dynamic: min_speedup.end_to_end 100"),
         "{err}"
     );
     assert!(
-        !err.contains("accuracy drop"),
+        !err.contains("threshold failed: whisper-tiny.en dynamic: max_accuracy_drop_points"),
         "the passing check is not reported as failed: {err}"
     );
     let json = std::fs::read_dir(&out_dir)
@@ -269,9 +285,11 @@ fn report_exits_3_when_a_threshold_fails_and_still_writes_the_report() {
         .expect("the report is written even when the gate fails");
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
-    let verdicts = v["models"][1]["verdicts"].as_array().unwrap();
+    let verdicts = v["rows"][1]["verdicts"].as_array().unwrap();
     assert_eq!(verdicts.len(), 2);
+    assert_eq!(verdicts[0]["check"], "max_accuracy_drop_points");
     assert_eq!(verdicts[0]["pass"], true);
+    assert_eq!(verdicts[1]["check"], "min_speedup.end_to_end");
     assert_eq!(verdicts[1]["pass"], false);
 }
 

@@ -116,6 +116,62 @@ fn library_version(library: &Path) -> Result<String, String> {
 }
 
 /// Threads per session: the configured count, else every core.
+/// One session call, its time added to `in_ort`: how every pipeline tells time in ONNX Runtime from time
+/// outside it.
+pub fn run_timed<'s, 'i, 'v: 'i, const N: usize>(
+    session: &'s mut Session,
+    inputs: impl Into<ort::session::SessionInputs<'i, 'v, N>>,
+    in_ort: &mut std::time::Duration,
+) -> ort::Result<ort::session::SessionOutputs<'s>> {
+    let t = std::time::Instant::now();
+    let out = session.run(inputs);
+    *in_ort += t.elapsed();
+    out
+}
+
+/// A session's input or output side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Inputs,
+    Outputs,
+}
+
+impl Side {
+    pub fn noun(self) -> &'static str {
+        match self {
+            Side::Inputs => "input",
+            Side::Outputs => "output",
+        }
+    }
+}
+
+/// The tensor names on one side of a session.
+pub fn io_names(session: &Session, side: Side) -> Vec<String> {
+    match side {
+        Side::Inputs => session
+            .inputs()
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect(),
+        Side::Outputs => session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_string())
+            .collect(),
+    }
+}
+
+/// The names in `wanted` a session lacks on `side`: the one I/O check every model loader uses.
+pub fn absent<S: AsRef<str>>(session: &Session, side: Side, wanted: &[S]) -> Vec<String> {
+    let have = io_names(session, side);
+    wanted
+        .iter()
+        .map(|w| w.as_ref())
+        .filter(|w| !have.iter().any(|h| h == w))
+        .map(str::to_string)
+        .collect()
+}
+
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())

@@ -3,6 +3,7 @@
 //! the image; then greedy decoding from [DEC] with a key/value cache, attending to the image (caption) or
 //! to the encoded question (answer), until [SEP] or `max_length` tokens.
 
+use crate::runtime::run_timed;
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
@@ -111,13 +112,12 @@ impl BlipPipeline {
         const PART: &str = "vision model";
         let pixels = pixel_values(image, &self.model.config.image());
         let input = Tensor::from_array(pixels).map_err(run_err(PART))?;
-        let t = Instant::now();
-        let mut out = self
-            .model
-            .vision
-            .run(ort::inputs! {"pixel_values" => input})
-            .map_err(run_err(PART))?;
-        *in_ort += t.elapsed();
+        let mut out = run_timed(
+            &mut self.model.vision,
+            ort::inputs! {"pixel_values" => input},
+            in_ort,
+        )
+        .map_err(run_err(PART))?;
         observe(&mut self.observer, super::model::VISION_FILE, &out)?;
         let name = self.model.config.image_embeds.clone();
         out.remove(name.as_str())
@@ -178,9 +178,8 @@ impl BlipPipeline {
             for (name, v) in self.model.past_names.iter().zip(&cache) {
                 inputs.push((Cow::Borrowed(name.as_str()), v.into()));
             }
-            let t = Instant::now();
-            let mut out = self.model.decoder.run(inputs).map_err(run_err(PART))?;
-            *in_ort += t.elapsed();
+            let mut out =
+                run_timed(&mut self.model.decoder, inputs, in_ort).map_err(run_err(PART))?;
             observe(&mut self.observer, super::model::TEXT_DECODER_FILE, &out)?;
             let logits = out.get("logits").ok_or_else(|| missing(PART, "logits"))?;
             let (shape, data) = logits.try_extract_tensor::<f32>().map_err(run_err(PART))?;
@@ -270,9 +269,8 @@ impl BlipPipeline {
             "encoder_hidden_states" => embeds,
             "encoder_attention_mask" => ones(image_len, PART)?,
         };
-        let t = Instant::now();
-        let mut out = self.model.text_encoder.run(inputs).map_err(run_err(PART))?;
-        in_ort += t.elapsed();
+        let mut out =
+            run_timed(&mut self.model.text_encoder, inputs, &mut in_ort).map_err(run_err(PART))?;
         observe(&mut self.observer, super::model::TEXT_ENCODER_FILE, &out)?;
         let question_embeds = out
             .remove("last_hidden_state")

@@ -157,52 +157,64 @@ impl BlipModel {
             open(TEXT_DECODER_FILE)?,
         );
 
-        let inputs = |s: &Session| -> Vec<String> {
-            s.inputs().iter().map(|i| i.name().to_string()).collect()
+        use crate::runtime::{absent, io_names, Side};
+        let inputs = |s: &Session| io_names(s, Side::Inputs);
+        let require = |file: &str, s: &Session, side: Side, want: &[&str], what: &str| {
+            let missing = absent(s, side, want);
+            if missing.is_empty() {
+                return Ok(());
+            }
+            Err(folder_err(
+                &dir.join(file),
+                format!(
+                    "{what} {} missing (has: {})",
+                    missing.join(", "),
+                    io_names(s, side).join(", ")
+                ),
+            ))
         };
-        let outputs = |s: &Session| -> Vec<String> {
-            s.outputs().iter().map(|o| o.name().to_string()).collect()
-        };
-        let require =
-            |file: &str, have: &[String], want: &[&str], what: &str| -> Result<(), BlipError> {
-                let absent: Vec<&str> = want
-                    .iter()
-                    .copied()
-                    .filter(|w| !have.iter().any(|h| h == w))
-                    .collect();
-                if absent.is_empty() {
-                    return Ok(());
-                }
-                Err(folder_err(
-                    &dir.join(file),
-                    format!(
-                        "{what} {} missing (has: {})",
-                        absent.join(", "),
-                        have.join(", ")
-                    ),
-                ))
-            };
-        require(VISION_FILE, &inputs(&vision), &["pixel_values"], "input")?;
         require(
             VISION_FILE,
-            &outputs(&vision),
+            &vision,
+            Side::Inputs,
+            &["pixel_values"],
+            "input",
+        )?;
+        require(
+            VISION_FILE,
+            &vision,
+            Side::Outputs,
             &[config.image_embeds.as_str()],
             "output",
         )?;
         require(
             TEXT_ENCODER_FILE,
-            &inputs(&text_encoder),
+            &text_encoder,
+            Side::Inputs,
             &TEXT_INPUTS,
             "input",
         )?;
         require(
             TEXT_ENCODER_FILE,
-            &outputs(&text_encoder),
+            &text_encoder,
+            Side::Outputs,
             &["last_hidden_state"],
             "output",
         )?;
-        require(TEXT_DECODER_FILE, &inputs(&decoder), &TEXT_INPUTS, "input")?;
-        require(TEXT_DECODER_FILE, &outputs(&decoder), &["logits"], "output")?;
+        require(
+            TEXT_DECODER_FILE,
+            &decoder,
+            Side::Inputs,
+            &TEXT_INPUTS,
+            "input",
+        )?;
+        require(
+            TEXT_DECODER_FILE,
+            &decoder,
+            Side::Outputs,
+            &["logits"],
+            "output",
+        )?;
 
         let past_names: Vec<String> = inputs(&decoder)
             .into_iter()
@@ -229,7 +241,13 @@ impl BlipModel {
             })
             .collect();
         let want: Vec<&str> = present_names.iter().map(String::as_str).collect();
-        require(TEXT_DECODER_FILE, &outputs(&decoder), &want, "cache output")?;
+        require(
+            TEXT_DECODER_FILE,
+            &decoder,
+            Side::Outputs,
+            &want,
+            "cache output",
+        )?;
         let path = dir.join(TEXT_DECODER_FILE);
         let empty_cache_shapes = past_names
             .iter()

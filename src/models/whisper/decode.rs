@@ -1,5 +1,6 @@
 //! Greedy decoding with the KV cache, window by window over audio longer than 30 s.
 
+use crate::runtime::run_timed;
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
@@ -200,13 +201,12 @@ impl Pipeline {
             window.to_vec(),
         ))
         .map_err(ort_err("encoder"))?;
-        let t = Instant::now();
-        let mut out = self
-            .model
-            .encoder
-            .run(ort::inputs! {"input_features" => input})
-            .map_err(ort_err("encoder"))?;
-        *in_ort += t.elapsed();
+        let mut out = run_timed(
+            &mut self.model.encoder,
+            ort::inputs! {"input_features" => input},
+            in_ort,
+        )
+        .map_err(ort_err("encoder"))?;
         Self::observe(&mut self.observer, super::model::ENCODER_FILE, &out)?;
         out.remove("last_hidden_state").ok_or(DecodeError::Output {
             part: "encoder",
@@ -262,9 +262,7 @@ impl Pipeline {
         for (name, v) in self.past_cross_names.iter().zip(&empty_cross) {
             inputs.push((Cow::Borrowed(name.as_str()), v.into()));
         }
-        let t = Instant::now();
-        let mut out = self.model.decoder.run(inputs).map_err(ort_err(PART))?;
-        *in_ort += t.elapsed();
+        let mut out = run_timed(&mut self.model.decoder, inputs, in_ort).map_err(ort_err(PART))?;
         let file = self.model.decoder_file;
         Self::observe(&mut self.observer, file, &out)?;
         let logits = last_logits(&out, PART)?;
@@ -352,9 +350,7 @@ impl Pipeline {
             Some(s) => s,
             None => &mut self.model.decoder,
         };
-        let t = Instant::now();
-        let mut out = session.run(inputs).map_err(ort_err(part))?;
-        *in_ort += t.elapsed();
+        let mut out = run_timed(session, inputs, in_ort).map_err(ort_err(part))?;
         Self::observe(&mut self.observer, file, &out)?;
         let logits = last_logits(&out, part)?;
         let present = take_outputs(&mut out, &self.present_self_names, part)?;

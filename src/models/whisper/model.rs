@@ -237,23 +237,18 @@ impl WhisperModel {
     /// to feed.
     fn check_io(&self) -> Result<(), ModelError> {
         let mut problems = Vec::new();
+        use crate::runtime::{absent, io_names, Side};
         let names = |s: &Session, inputs: bool| -> Vec<String> {
-            let list = if inputs { s.inputs() } else { s.outputs() };
-            list.iter().map(|o| o.name().to_string()).collect()
+            io_names(s, if inputs { Side::Inputs } else { Side::Outputs })
         };
         let need = |problems: &mut Vec<String>,
                     s: &Session,
                     file: &str,
                     inputs: bool,
                     wanted: Vec<String>| {
-            let have = names(s, inputs);
-            for n in wanted {
-                if !have.contains(&n) {
-                    problems.push(format!(
-                        "{file} lacks {} `{n}`",
-                        if inputs { "input" } else { "output" }
-                    ));
-                }
+            let side = if inputs { Side::Inputs } else { Side::Outputs };
+            for n in absent(s, side, &wanted) {
+                problems.push(format!("{file} lacks {} `{n}`", side.noun()));
             }
         };
         need(
