@@ -309,6 +309,14 @@ impl Experiment {
             if let Some(p) = m.static_params.problems().into_iter().next() {
                 return Err(at(format!("static.{p}")));
             }
+            let no_captions = m.captions.is_none() && m.dataset != Path::new(EASY_VQA_TEST);
+            if kind == Kind::Blip && no_captions && m.thresholds.min_speedup.contains_key("caption")
+            {
+                return Err(at(
+                    "thresholds.min_speedup.caption: this entry has no caption manifest, so no caption series (set captions = \"…\")"
+                        .into(),
+                ));
+            }
             if kind == Kind::Whisper && m.captions.is_some() {
                 return Err(at(
                     "captions: a Whisper model has no caption series (captions belong to BLIP entries)"
