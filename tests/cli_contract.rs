@@ -155,6 +155,8 @@ fn report_writes_markdown_and_json_with_the_environment() {
         2
     );
     assert_eq!(m["setup"]["decoder_cache_len"], 8);
+    let outside = m["setup"]["end_to_end_outside_ort_share"].as_f64().unwrap();
+    assert!((0.0..1.0).contains(&outside), "{outside}");
     assert_eq!(m["parts"].as_array().unwrap().len(), 3);
 
     // The markdown carries the same numbers, and stdout the one-screen summary.

@@ -300,7 +300,11 @@ fn assemble(
             verdicts: Vec::new(),
             warnings,
             worst: eval.worst,
-            setup: w.setup(),
+            setup: {
+                let mut setup = w.setup();
+                setup.extend(w.arm_setup(arm));
+                setup
+            },
             evaluation: eval.evaluation,
         });
     }

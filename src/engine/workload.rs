@@ -69,4 +69,8 @@ pub trait Workload {
     fn setup(&self) -> BTreeMap<String, serde_json::Value> {
         BTreeMap::new()
     }
+    /// Facts of one arm's measurement, added to its row's setup (e.g. the share of time outside ONNX Runtime).
+    fn arm_setup(&self, _arm: usize) -> BTreeMap<String, serde_json::Value> {
+        BTreeMap::new()
+    }
 }
