@@ -13,7 +13,7 @@ use super::workload::{Evaluated, Sample, Workload};
 use super::{Cancel, Event, Stage, Task};
 use crate::config::{MeasureConfig, Thresholds};
 use crate::measure::stats::{
-    paired_speedup, Histogram, Stats, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED,
+    paired_speedup, Histogram, Ratio, Stats, BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED,
 };
 use crate::results::{Row, Series, VsFp32};
 
@@ -33,6 +33,16 @@ fn task(w: &dyn Workload) -> Task {
 /// The raw samples of every arm, per series.
 type Samples = Vec<BTreeMap<&'static str, Vec<Sample>>>;
 
+/// A finished series of one arm, summarised once: what the faces are told and the rows are built from.
+struct Finished {
+    series: Series,
+    /// Against the baseline's runs of the same rounds (absent for the baseline itself).
+    speedup: Option<Ratio>,
+}
+
+/// Every arm's finished series.
+type Measured = Vec<BTreeMap<&'static str, Finished>>;
+
 fn stats_of(samples: &[Sample]) -> Option<Stats> {
     Stats::of(&samples.iter().map(|s| s.ms).collect::<Vec<_>>())
 }
@@ -50,10 +60,11 @@ fn measure(
     cfg: &MeasureConfig,
     cancel: &Cancel,
     sink: &mut dyn FnMut(Event),
-) -> Result<Samples> {
+) -> Result<Measured> {
     let arms = w.arms().len();
     let task = task(w);
     let mut samples: Samples = vec![BTreeMap::new(); arms];
+    let mut measured: Measured = (0..arms).map(|_| BTreeMap::new()).collect();
     let started = Instant::now();
     for series in w.series() {
         w.begin(series)?;
@@ -104,21 +115,26 @@ fn measure(
             }
         }
         w.end(series);
-        announce(w, &samples, series, sink);
+        for (arm, f) in summarise(w, &samples, series).into_iter().enumerate() {
+            let Some(f) = f else { continue };
+            sink(Event::Series {
+                model: w.model().to_string(),
+                variant: w.arms()[arm].variant.clone(),
+                name: series,
+                series: Box::new(f.series.clone()),
+                speedup: f.speedup,
+            });
+            measured[arm].insert(series, f);
+        }
     }
-    Ok(samples)
+    Ok(measured)
 }
 
 fn baseline(w: &dyn Workload) -> Option<usize> {
     w.arms().iter().position(|a| a.baseline)
 }
 
-fn speedup_of(
-    samples: &Samples,
-    base: usize,
-    arm: usize,
-    series: &str,
-) -> Option<crate::measure::stats::Ratio> {
+fn speedup_of(samples: &Samples, base: usize, arm: usize, series: &str) -> Option<Ratio> {
     let ms = |a: usize| -> Vec<f64> {
         samples[a]
             .get(series)
@@ -150,32 +166,21 @@ fn series_of(samples: &[Sample], generation: bool) -> Option<Series> {
     })
 }
 
-/// Tells the faces that `series` is done for every arm.
-fn announce(
-    w: &dyn Workload,
-    samples: &Samples,
-    series: &'static str,
-    sink: &mut dyn FnMut(Event),
-) {
+/// Each arm's summary of `series` with its speedup against the baseline.
+fn summarise(w: &dyn Workload, samples: &Samples, series: &str) -> Vec<Option<Finished>> {
     let generation = w.kind().spec(series).is_some_and(|s| s.generation);
     let base = baseline(w);
-    for (arm, info) in w.arms().iter().enumerate() {
-        let Some(s) = samples[arm]
-            .get(series)
-            .and_then(|v| series_of(v, generation))
-        else {
-            continue;
-        };
-        sink(Event::Series {
-            model: w.model().to_string(),
-            variant: info.variant.clone(),
-            name: series,
-            series: Box::new(s),
-            speedup: base
-                .filter(|&b| b != arm)
-                .and_then(|b| speedup_of(samples, b, arm, series)),
-        });
-    }
+    (0..w.arms().len())
+        .map(|arm| {
+            let series_data = series_of(samples[arm].get(series)?, generation)?;
+            Some(Finished {
+                series: series_data,
+                speedup: base
+                    .filter(|&b| b != arm)
+                    .and_then(|b| speedup_of(samples, b, arm, series)),
+            })
+        })
+        .collect()
 }
 
 /// Measures every series of `w`, evaluates every arm and returns the rows (also sent as `RowDone`).
@@ -189,7 +194,7 @@ pub fn run(
     if let Some(problem) = unmeasured(thresholds, &w.series()).into_iter().next() {
         anyhow::bail!("{}: {problem}", w.model());
     }
-    let samples = measure(w, cfg, cancel, sink)?;
+    let measured = measure(w, cfg, cancel, sink)?;
     let mut evaluated: Vec<Evaluated> = Vec::new();
     for arm in 0..w.arms().len() {
         cancel.check()?;
@@ -217,7 +222,7 @@ pub fn run(
         };
         evaluated.push(w.evaluate(arm, cancel, &mut progress)?);
     }
-    let rows = assemble(w, &samples, evaluated, cfg, thresholds);
+    let rows = assemble(w, measured, evaluated, cfg, thresholds);
     for r in &rows {
         sink(Event::RowDone(Box::new(r.clone())));
     }
@@ -226,7 +231,7 @@ pub fn run(
 
 fn assemble(
     w: &dyn Workload,
-    samples: &Samples,
+    measured: Measured,
     evaluated: Vec<Evaluated>,
     cfg: &MeasureConfig,
     thresholds: &Thresholds,
@@ -237,40 +242,35 @@ fn assemble(
     let (dataset, dataset_sha256) = w.dataset();
     let arms = w.arms();
     let bytes = |a: usize| arms[a].parts.iter().map(|p| p.bytes).sum::<u64>() as f64;
+    // Tokens each arm generated per generation series, for the equal-work check.
+    let tokens: Vec<BTreeMap<&str, u64>> = measured
+        .iter()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(name, f)| {
+                    let t = f.series.tokens.as_ref()?;
+                    Some((*name, t.iter().map(|&x| u64::from(x)).sum()))
+                })
+                .collect()
+        })
+        .collect();
     let mut rows = Vec::new();
-    for (arm, (info, eval)) in arms.iter().zip(evaluated).enumerate() {
+    for (arm, ((info, eval), finished)) in arms.iter().zip(evaluated).zip(measured).enumerate() {
         let mut warnings = Vec::new();
         let mut series = BTreeMap::new();
-        for name in w.series() {
-            let generation = kind.spec(name).is_some_and(|s| s.generation);
-            let Some(s) = samples[arm]
-                .get(name)
-                .and_then(|v| series_of(v, generation))
-            else {
-                continue;
-            };
-            if let Some(needed) = s.stats.runs_needed(cfg.max_ci_share) {
+        let mut speedup = BTreeMap::new();
+        for (name, f) in finished {
+            let st = &f.series.stats;
+            if let Some(needed) = st.runs_needed(cfg.max_ci_share) {
                 warnings.push(format!(
                     "{name}: the median's 95 % CI is ±{:.1} % (more than ±{:.1} %) over {} runs; about {needed} runs would likely suffice",
-                    s.stats.ci_share() * 100.0,
+                    st.ci_share() * 100.0,
                     cfg.max_ci_share * 100.0,
-                    s.stats.n
+                    st.n
                 ));
             }
-            series.insert(name.to_string(), s);
-        }
-        let vs_fp32 = base.filter(|&b| b != arm).map(|b| {
-            let mut speedup = BTreeMap::new();
-            for name in w.series() {
-                if let Some(r) = speedup_of(samples, b, arm, name) {
-                    speedup.insert(name.to_string(), r);
-                }
-                let tokens = |a: usize| -> Option<u64> {
-                    let v = samples[a].get(name)?;
-                    v.iter().map(|s| s.tokens.map(u64::from)).sum()
-                };
-                let generation = kind.spec(name).is_some_and(|s| s.generation);
-                if let (true, Some(x), Some(y)) = (generation, tokens(b), tokens(arm)) {
+            if let Some(b) = base.filter(|&b| b != arm) {
+                if let (Some(x), Some(y)) = (tokens[b].get(name), tokens[arm].get(name)) {
                     if x != y {
                         warnings.push(format!(
                             "{name}: this variant generated {y} tokens against FP32's {x} in the same runs; compare ms per token"
@@ -278,12 +278,16 @@ fn assemble(
                     }
                 }
             }
-            VsFp32 {
-                speedup,
-                accuracy_drop_points: None,
-                relative_accuracy: None,
-                size_ratio: bytes(arm) / bytes(b).max(1.0),
+            if let Some(r) = f.speedup {
+                speedup.insert(name.to_string(), r);
             }
+            series.insert(name.to_string(), f.series);
+        }
+        let vs_fp32 = base.filter(|&b| b != arm).map(|b| VsFp32 {
+            speedup,
+            accuracy_drop_points: None,
+            relative_accuracy: None,
+            size_ratio: bytes(arm) / bytes(b).max(1.0),
         });
         rows.push(Row {
             model: w.model().to_string(),
