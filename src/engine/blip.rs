@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 
 use super::variants::{open_blip_variant, Opened, QuantSetup};
-use super::whisper::dataset_sha256;
 use super::workload::{ArmInfo, EvalProgress, Evaluated, Sample, Workload};
 use super::{Cancel, Context, Event, Stage, Task};
 use crate::config::{MeasureConfig, ModelEntry, EASY_VQA_TEST};
@@ -253,7 +252,7 @@ impl BlipWorkload {
         if let Some(c) = &caption_manifest {
             files.push(c);
         }
-        let dataset_sha256 = dataset_sha256(&vqa_manifest, files)?;
+        let dataset_sha256 = crate::data::dataset_sha256(&vqa_manifest, files)?;
         let setup = QuantSetup::of_entry(entry);
         let mut pipelines = Vec::new();
         for v in entry.variants() {

@@ -24,5 +24,5 @@ pub use environment::environment;
 pub use events::{Event, Stage, Task};
 pub use run::{experiment_result, run_experiment, Cancel, Cancelled, Context};
 pub use variants::{open_blip_variant, open_variant, quantize, Opened, QuantSetup, BASELINE};
-pub use whisper::{dataset_sha256, evaluate, WhisperWorkload};
+pub use whisper::{evaluate, WhisperWorkload};
 pub use workload::Workload;

@@ -128,19 +128,6 @@ fn worst(items: &[ItemResult]) -> Vec<WorstItem> {
         .collect()
 }
 
-/// sha256 over the manifest and, in order, every file it names.
-pub fn dataset_sha256<'a>(
-    manifest_path: &Path,
-    files: impl IntoIterator<Item = &'a Path>,
-) -> Result<String> {
-    let mut lines = vec![crate::fsutil::sha256_file(manifest_path)
-        .with_context(|| manifest_path.display().to_string())?];
-    for f in files {
-        lines.push(crate::fsutil::sha256_file(f).with_context(|| f.display().to_string())?);
-    }
-    Ok(crate::fsutil::sha256_bytes(lines.join("\n").as_bytes()))
-}
-
 pub struct WhisperWorkload {
     name: String,
     arms: Vec<ArmInfo>,
@@ -174,7 +161,7 @@ impl WhisperWorkload {
         let items = load_items(&entry.dataset, entry.limit)?;
         let clips = decode_all(&items)?;
         let dataset_sha256 =
-            dataset_sha256(&entry.dataset, items.iter().map(|i| i.audio.as_path()))?;
+            crate::data::dataset_sha256(&entry.dataset, items.iter().map(|i| i.audio.as_path()))?;
         let setup = QuantSetup::of_entry(entry);
         let mut pipelines = Vec::new();
         for v in entry.variants() {
