@@ -35,44 +35,55 @@ fn decode_all(items: &[manifest::SpeechItem]) -> Result<Vec<audio::Audio>> {
         .collect()
 }
 
-/// One clip transcribed and scored against its reference, the tokens it took, and its time inside ONNX
-/// Runtime.
+/// One clip transcribed and scored against its reference once: its edits, the tokens it took, and its
+/// time inside ONNX Runtime.
+#[derive(Clone)]
+struct Scored {
+    item: ItemResult,
+    words: EditCounts,
+    chars: EditCounts,
+    tokens: u32,
+    in_ort: std::time::Duration,
+}
+
 fn transcribe(
     pipeline: &mut Pipeline,
     item: &manifest::SpeechItem,
     clip: &audio::Audio,
-) -> Result<(ItemResult, u32, std::time::Duration)> {
+) -> Result<Scored> {
     let t = pipeline
         .transcribe(&clip.samples)
         .with_context(|| item.audio.display().to_string())?;
     let (r, h) = (normalize(&item.text), normalize(&t.text));
-    let wc = word_counts(&r, &h);
-    Ok((
-        ItemResult {
+    let words = word_counts(&r, &h);
+    Ok(Scored {
+        item: ItemResult {
             audio: item.audio_rel.clone(),
             reference: item.text.clone(),
             hypothesis: t.text,
             latency_ms: t.total.as_secs_f64() * 1e3,
-            word_errors: wc.errors(),
-            reference_words: wc.reference_len,
+            word_errors: words.errors(),
+            reference_words: words.reference_len,
         },
-        t.tokens.len() as u32,
-        t.in_ort,
-    ))
+        chars: char_counts(&r, &h),
+        words,
+        tokens: t.tokens.len() as u32,
+        in_ort: t.in_ort,
+    })
 }
 
 /// Corpus WER/CER and latency over scored items.
 fn eval_result(
     (model, variant): (&str, &str),
     manifest_path: &Path,
-    items: Vec<ItemResult>,
+    scored: Vec<Scored>,
 ) -> EvalResult {
     let (mut words, mut chars) = (EditCounts::default(), EditCounts::default());
-    for i in &items {
-        let (r, h) = (normalize(&i.reference), normalize(&i.hypothesis));
-        words.add(&word_counts(&r, &h));
-        chars.add(&char_counts(&r, &h));
+    for s in &scored {
+        words.add(&s.words);
+        chars.add(&s.chars);
     }
+    let items: Vec<ItemResult> = scored.into_iter().map(|s| s.item).collect();
     let latencies: Vec<f64> = items.iter().map(|i| i.latency_ms).collect();
     EvalResult {
         model: model.to_string(),
@@ -100,7 +111,7 @@ pub fn evaluate(
     let clips = decode_all(&items)?;
     let mut out = Vec::new();
     for (i, (item, clip)) in items.iter().zip(&clips).enumerate() {
-        out.push(transcribe(pipeline, item, clip)?.0);
+        out.push(transcribe(pipeline, item, clip)?);
         sink(Event::Progress {
             task: Task::new(model, &[variant]),
             stage: Stage::Evaluate,
@@ -146,7 +157,7 @@ pub struct WhisperWorkload {
     states: Vec<(StepState, i64)>,
     /// Per arm, each clip's latest transcription (the evaluation reuses them: greedy decoding is
     /// deterministic).
-    transcribed: Vec<Vec<Option<ItemResult>>>,
+    transcribed: Vec<Vec<Option<Scored>>>,
     /// Per arm, end-to-end time in all and inside ONNX Runtime calls (ms).
     e2e_time: Vec<(f64, f64)>,
 }
@@ -238,12 +249,12 @@ impl Workload for WhisperWorkload {
             }
             _ => {
                 let i = round % self.items.len();
-                let (item, tokens, in_ort) = transcribe(p, &self.items[i], &self.clips[i])?;
-                let ms = item.latency_ms;
+                let scored = transcribe(p, &self.items[i], &self.clips[i])?;
+                let (ms, tokens, in_ort) = (scored.item.latency_ms, scored.tokens, scored.in_ort);
                 let (total, ort) = &mut self.e2e_time[arm];
                 *total += ms;
                 *ort += in_ort.as_secs_f64() * 1e3;
-                self.transcribed[arm][i] = Some(item);
+                self.transcribed[arm][i] = Some(scored);
                 return Ok(Sample {
                     ms,
                     tokens: Some(tokens),
@@ -272,16 +283,16 @@ impl Workload for WhisperWorkload {
         let (mut errors, mut words) = (0usize, 0usize);
         for i in 0..self.items.len() {
             cancel.check()?;
-            let item = match self.transcribed[arm][i].take() {
-                Some(item) => item,
+            let scored = match self.transcribed[arm][i].take() {
+                Some(scored) => scored,
                 None => {
                     let p = &mut self.pipelines[arm].pipeline;
-                    transcribe(p, &self.items[i], &self.clips[i])?.0
+                    transcribe(p, &self.items[i], &self.clips[i])?
                 }
             };
-            errors += item.word_errors;
-            words += item.reference_words;
-            out.push(item);
+            errors += scored.item.word_errors;
+            words += scored.item.reference_words;
+            out.push(scored);
             progress(
                 i + 1,
                 self.items.len(),
