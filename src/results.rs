@@ -257,10 +257,6 @@ impl Row {
     pub fn speedup(&self, series: &str) -> Option<Ratio> {
         self.vs_fp32.as_ref()?.speedup.get(series).copied()
     }
-
-    pub fn passed(&self) -> bool {
-        self.verdicts.iter().all(|v| v.pass)
-    }
 }
 
 /// Per-item outcomes, by kind of dataset.
