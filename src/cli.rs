@@ -2,11 +2,16 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use crate::config::Variant;
 use crate::quant::calib::Estimator;
 use crate::quant::{Recipe, SmoothAlpha};
+use crate::results::control::DropType;
+
+fn drop_type(text: &str) -> Result<DropType, String> {
+    DropType::parse(text)
+}
 
 fn variant(text: &str) -> Result<Variant, String> {
     Variant::parse(text)
@@ -126,53 +131,46 @@ pub enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
-    /// Quantize a model to INT8; writes the model folder (same layout) and quantization.json
+    /// Quantize a model to INT8; writes the model folder (same layout) and quantization.json. With
+    /// --max-drop: quantization with accuracy control (ops reverted to float until the drop on --validate
+    /// is within budget, then the fastest such model; exit 3 when no model meets it)
     Quantize {
-        #[arg(long)]
-        model: String,
-        /// dynamic, static (calibrated QDQ, transformer preset), weights (weight-only compression) or seed
-        /// (the seed notebooks' recipe: static, but a BLIP text decoder gets weight-only INT8)
-        #[arg(long, value_parser = recipe)]
-        recipe: Recipe,
-        /// Speech or VQA manifest to calibrate on (default: datasets/speech-calib/manifest.jsonl for
-        /// Whisper, easy-VQA's training split for BLIP)
-        #[arg(long)]
-        calib: Option<PathBuf>,
-        /// Calibration items used, a seeded choice from the manifest (default: 30; 300 for seed)
-        #[arg(long)]
-        calib_size: Option<usize>,
-        /// Seed of the calibration choice (default: 0)
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Activation range estimator: minmax, percentile[:P] or mse (default: mse)
-        #[arg(long, value_parser = estimator)]
-        estimator: Option<Estimator>,
-        /// SmoothQuant α for the encoder side (BLIP: vision model and text encoder) and the decoder side;
-        /// `off` for none, or per part (default: off; 0.5,off for seed)
-        #[arg(long, value_parser = smooth_alpha)]
-        smooth_quant: Option<SmoothAlpha>,
-        /// Leave biases as they are (no fast bias correction)
-        #[arg(long)]
-        no_bias_correction: bool,
+        #[command(flatten)]
+        quant: QuantArgs,
         /// Output folder (default: the cache, where `--variant RECIPE` finds it)
         #[arg(long)]
         out: Option<PathBuf>,
         /// Replace an existing output folder
         #[arg(long)]
         force: bool,
-        /// Keep this node in float (exact node name; repeatable)
-        #[arg(long = "ignore-name")]
-        ignore_names: Vec<String>,
-        /// Keep nodes whose name matches this regular expression in float (repeatable)
-        #[arg(long = "ignore-regex")]
-        ignore_patterns: Vec<String>,
-        /// Keep every node of this op type in float, e.g. Gather (repeatable)
-        #[arg(long = "ignore-type")]
-        ignore_types: Vec<String>,
-        /// A recipe for one graph, overriding --recipe there: PART=RECIPE with PART the file name without
-        /// .onnx, e.g. text_decoder_with_past=weights (repeatable)
-        #[arg(long = "part", value_parser = part)]
-        parts: Vec<(String, Recipe)>,
+        /// Largest allowed drop against FP32 on the validation set (points, or % with --drop-type relative)
+        #[arg(long, requires = "validate")]
+        max_drop: Option<f64>,
+        /// absolute: points of the metric; relative: percent of FP32's accuracy
+        #[arg(long, default_value = "absolute", value_parser = drop_type, requires = "max_drop")]
+        drop_type: DropType,
+        #[command(flatten)]
+        validation: ValidationArgs,
+        /// At most this many ops reverted to float
+        #[arg(long, default_value_t = 30, requires = "max_drop")]
+        max_reverts: usize,
+        /// Stop searching after this many seconds (the best model so far is kept)
+        #[arg(long, default_value_t = 3600.0, requires = "max_drop")]
+        max_seconds: f64,
+    },
+    /// Rank the ops a recipe quantizes by their sensitivity on a validation set (the per-layer error
+    /// report); optionally write the most sensitive as an ignored-scope file an experiment can include
+    Sensitivity {
+        #[command(flatten)]
+        quant: QuantArgs,
+        #[command(flatten)]
+        validation: ValidationArgs,
+        /// Write the top --top ops as a TOML ignored scope (`names = [...]`)
+        #[arg(long)]
+        write_scope: Option<PathBuf>,
+        /// How many of the most sensitive ops --write-scope keeps
+        #[arg(long, default_value_t = 5)]
+        top: usize,
     },
     /// Write a built-in BLIP's FP32 model folder (blip-base-shape: seeded random weights at blip-vqa-base's size)
     Export { name: String, out_dir: PathBuf },
@@ -183,4 +181,60 @@ pub enum Command {
         #[arg(long, default_value = "reports")]
         out: PathBuf,
     },
+}
+
+/// What to quantize and how: the recipe and its parameters, shared by `quantize` and `sensitivity`.
+#[derive(Args, Debug)]
+pub struct QuantArgs {
+    #[arg(long)]
+    pub model: String,
+    /// dynamic, static (calibrated QDQ, transformer preset), weights (weight-only compression) or seed
+    /// (the seed notebooks' recipe: static, but a BLIP text decoder gets weight-only INT8)
+    #[arg(long, value_parser = recipe)]
+    pub recipe: Recipe,
+    /// Speech or VQA manifest to calibrate on (default: datasets/speech-calib/manifest.jsonl for
+    /// Whisper, easy-VQA's training split for BLIP)
+    #[arg(long)]
+    pub calib: Option<PathBuf>,
+    /// Calibration items used, a seeded choice from the manifest (default: 30; 300 for seed)
+    #[arg(long)]
+    pub calib_size: Option<usize>,
+    /// Seed of the calibration choice (default: 0)
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Activation range estimator: minmax, percentile[:P] or mse (default: mse)
+    #[arg(long, value_parser = estimator)]
+    pub estimator: Option<Estimator>,
+    /// SmoothQuant α for the encoder side (BLIP: vision model and text encoder) and the decoder side;
+    /// `off` for none, or per part (default: off; 0.5,off for seed)
+    #[arg(long, value_parser = smooth_alpha)]
+    pub smooth_quant: Option<SmoothAlpha>,
+    /// Leave biases as they are (no fast bias correction)
+    #[arg(long)]
+    pub no_bias_correction: bool,
+    /// Keep this node in float (exact node name; repeatable)
+    #[arg(long = "ignore-name")]
+    pub ignore_names: Vec<String>,
+    /// Keep nodes whose name matches this regular expression in float (repeatable)
+    #[arg(long = "ignore-regex")]
+    pub ignore_patterns: Vec<String>,
+    /// Keep every node of this op type in float, e.g. Gather (repeatable)
+    #[arg(long = "ignore-type")]
+    pub ignore_types: Vec<String>,
+    /// A recipe for one graph, overriding --recipe there: PART=RECIPE with PART the file name without
+    /// .onnx, e.g. text_decoder_with_past=weights (repeatable)
+    #[arg(long = "part", value_parser = part)]
+    pub parts: Vec<(String, Recipe)>,
+}
+
+/// The validation set accuracy control judges on.
+#[derive(Args, Debug)]
+pub struct ValidationArgs {
+    /// Validation manifest (speech for Whisper, VQA for BLIP) or easy-vqa:train; keep it disjoint from
+    /// the evaluation set
+    #[arg(long)]
+    pub validate: Option<PathBuf>,
+    /// Only the first N validation items (0 = all)
+    #[arg(long, default_value_t = 0)]
+    pub validate_size: usize,
 }

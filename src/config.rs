@@ -156,6 +156,13 @@ pub struct ModelEntry {
     /// `parts = { text_decoder_with_past = "weights" }`.
     #[serde(default)]
     pub parts: BTreeMap<String, Recipe>,
+    /// Model folders measured beside the variants, with their labels (not read from the file: the models
+    /// accuracy control chooses).
+    #[serde(skip)]
+    pub extra_arms: Vec<(String, PathBuf)>,
+    /// Only these series are measured (empty: every series of the kind).
+    #[serde(skip)]
+    pub only_series: Vec<String>,
 }
 
 fn whisper() -> Kind {
@@ -168,6 +175,8 @@ fn default_latency_samples() -> usize {
 
 /// Datasets named rather than given by path.
 pub const EASY_VQA_TEST: &str = "easy-vqa:test";
+/// easy-VQA's training split (a validation set disjoint from the test split).
+pub const EASY_VQA_TRAIN: &str = "easy-vqa:train";
 
 /// A release gate. Every limit is optional.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -258,6 +267,31 @@ fn series_names(kind: Kind) -> String {
 
 impl ModelEntry {
     /// The variants to run, FP32 first (the baseline every other row is compared with).
+    /// An entry measuring `model` alone on `dataset`, every other setting at its default.
+    pub fn new(model: &str, kind: Kind, dataset: PathBuf) -> Self {
+        ModelEntry {
+            model: model.to_string(),
+            kind,
+            dataset,
+            captions: None,
+            latency_samples: default_latency_samples(),
+            limit: 0,
+            variants: Vec::new(),
+            thresholds: Thresholds::default(),
+            ignored_scope: IgnoredScope::default(),
+            calibration: None,
+            static_params: StaticOverrides::default(),
+            parts: BTreeMap::new(),
+            extra_arms: Vec::new(),
+            only_series: Vec::new(),
+        }
+    }
+
+    /// Whether `series` is measured.
+    pub fn measures(&self, series: &str) -> bool {
+        self.only_series.is_empty() || self.only_series.iter().any(|s| s == series)
+    }
+
     pub fn variants(&self) -> Vec<Variant> {
         let mut v = vec![Variant::Fp32];
         for x in &self.variants {

@@ -8,6 +8,7 @@ mod fetch;
 mod progress;
 mod quantize;
 mod report;
+mod sensitivity;
 mod transcribe;
 mod tui;
 
@@ -98,6 +99,19 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             &mut sink,
         ),
         Command::Quantize { .. } => quantize::run(&context(&cli, None, None), command, &mut sink),
+        Command::Sensitivity {
+            quant,
+            validation,
+            write_scope,
+            top,
+        } => sensitivity::run(
+            &context(&cli, None, None),
+            quant,
+            validation,
+            write_scope.as_deref(),
+            *top,
+            &mut sink,
+        ),
         Command::Report { config, out } => report::run(&cli, config, out, &mut sink),
     }
 }

@@ -64,6 +64,7 @@ impl Progress {
             Event::Opened { .. }
             | Event::Accuracy { .. }
             | Event::Series { .. }
+            | Event::ControlStep { .. }
             | Event::RowDone(_) => {}
         }
     }

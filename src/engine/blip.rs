@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 
-use super::variants::{open_blip_variant, Opened, QuantSetup};
+use super::variants::{open_arms, Opened};
 use super::workload::{ArmInfo, EvalProgress, Evaluated, Sample, Workload};
 use super::{Cancel, Context, Event, Stage, Task};
 use crate::config::{MeasureConfig, ModelEntry, EASY_VQA_TEST};
@@ -219,6 +219,7 @@ pub struct BlipWorkload {
     dataset_sha256: String,
     random_weights: bool,
     threads: usize,
+    only_series: Vec<String>,
 }
 
 impl BlipWorkload {
@@ -253,11 +254,9 @@ impl BlipWorkload {
             files.push(c);
         }
         let dataset_sha256 = crate::data::dataset_sha256(&vqa_manifest, files)?;
-        let setup = QuantSetup::of_entry(entry);
-        let mut pipelines = Vec::new();
-        for v in entry.variants() {
-            pipelines.push(open_blip_variant(&entry.model, v, &setup, ctx, sink)?);
-        }
+        let pipelines = open_arms(entry, ctx, sink, |dir, threads| {
+            Ok(BlipPipeline::new(BlipModel::open(dir, threads)?))
+        })?;
         let random_weights = pipelines[0].pipeline.model.config.random_weights;
         Ok(BlipWorkload {
             name: pipelines[0].model.name.clone(),
@@ -272,6 +271,7 @@ impl BlipWorkload {
             dataset_sha256,
             random_weights,
             threads: ctx.threads,
+            only_series: entry.only_series.clone(),
         })
     }
 }
@@ -334,6 +334,7 @@ impl Workload for BlipWorkload {
         if !self.caption_images.is_empty() {
             s.push("caption");
         }
+        s.retain(|x| self.only_series.is_empty() || self.only_series.iter().any(|o| o == x));
         s
     }
 

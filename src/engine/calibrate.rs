@@ -166,46 +166,15 @@ fn collect(
         }
         Ok(())
     });
-    let total = set.len();
-    let mut step = |i: usize| -> Result<()> {
-        ctx.cancel.check()?;
-        sink(Event::Progress {
-            task: task.clone(),
-            stage: Stage::Calibrate,
-            done: i,
-            total,
-        });
-        Ok(())
-    };
-    match &set.items {
-        CalibrationItems::Speech(clips) => {
-            let model = WhisperModel::open(work.path(), ctx.threads)
-                .context("the instrumented model does not load")?;
-            let mut pipeline = Pipeline::new(model, DecodeOptions::default());
-            pipeline.observer = Some(observer);
-            for (i, clip) in clips.iter().enumerate() {
-                step(i)?;
-                let audio = audio::load_16k(clip)?;
-                pipeline
-                    .transcribe(&audio.samples)
-                    .with_context(|| format!("calibration on {}", clip.display()))?;
-            }
-        }
-        CalibrationItems::Vqa(questions) => {
-            let model = BlipModel::open(work.path(), ctx.threads)
-                .context("the instrumented model does not load")?;
-            let mut pipeline = BlipPipeline::new(model);
-            pipeline.observer = Some(observer);
-            for (i, (image, question)) in questions.iter().enumerate() {
-                step(i)?;
-                let rgb = crate::data::image::load_rgb(image)?;
-                pipeline
-                    .answer(&rgb, question)
-                    .with_context(|| format!("calibration on {} ({question})", image.display()))?;
-            }
-        }
-    }
-    step(total)?;
+    run_observed(
+        work.path(),
+        &set.items,
+        observer,
+        task,
+        Stage::Calibrate,
+        ctx,
+        sink,
+    )?;
     let stats = Arc::try_unwrap(stats)
         .map_err(|_| anyhow::anyhow!("calibration statistics still shared"))?
         .into_inner()
@@ -223,8 +192,64 @@ fn collect(
         .collect())
 }
 
+/// Runs the model in `dir` (graphs with extra outputs) over `items`, handing every graph call's outputs
+/// to `observer`: transcribing each clip (Whisper) or answering each question (BLIP).
+pub fn run_observed(
+    dir: &Path,
+    items: &CalibrationItems,
+    observer: crate::models::Observer,
+    task: &Task,
+    stage: Stage,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<()> {
+    let total = match items {
+        CalibrationItems::Speech(v) => v.len(),
+        CalibrationItems::Vqa(v) => v.len(),
+    };
+    let mut step = |i: usize| -> Result<()> {
+        ctx.cancel.check()?;
+        sink(Event::Progress {
+            task: task.clone(),
+            stage,
+            done: i,
+            total,
+        });
+        Ok(())
+    };
+    match items {
+        CalibrationItems::Speech(clips) => {
+            let model = WhisperModel::open(dir, ctx.threads)
+                .context("the instrumented model does not load")?;
+            let mut pipeline = Pipeline::new(model, DecodeOptions::default());
+            pipeline.observer = Some(observer);
+            for (i, clip) in clips.iter().enumerate() {
+                step(i)?;
+                let audio = audio::load_16k(clip)?;
+                pipeline
+                    .transcribe(&audio.samples)
+                    .with_context(|| clip.display().to_string())?;
+            }
+        }
+        CalibrationItems::Vqa(questions) => {
+            let model = BlipModel::open(dir, ctx.threads)
+                .context("the instrumented model does not load")?;
+            let mut pipeline = BlipPipeline::new(model);
+            pipeline.observer = Some(observer);
+            for (i, (image, question)) in questions.iter().enumerate() {
+                step(i)?;
+                let rgb = crate::data::image::load_rgb(image)?;
+                pipeline
+                    .answer(&rgb, question)
+                    .with_context(|| format!("{} ({question})", image.display()))?;
+            }
+        }
+    }
+    step(total)
+}
+
 /// Copies the graphs of `src` not in `files` (parts another recipe handles, which still have to run).
-fn copy_other_graphs(src: &Path, dst: &Path, files: &[&str]) -> Result<()> {
+pub fn copy_other_graphs(src: &Path, dst: &Path, files: &[&str]) -> Result<()> {
     for file in crate::models::graph_files(src) {
         if !files.contains(&file) {
             std::fs::copy(src.join(file), dst.join(file))

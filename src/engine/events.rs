@@ -11,6 +11,10 @@ pub enum Stage {
     Smooth,
     Quantize,
     Evaluate,
+    /// Accuracy control: the per-op ranking pass over the validation items.
+    Sensitivity,
+    /// Accuracy control: one model on the validation set.
+    Validate,
     /// A latency series, by name (`encoder`, `vqa`, …).
     Measure(&'static str),
 }
@@ -25,6 +29,8 @@ impl Stage {
             Stage::Smooth => "smoothing".into(),
             Stage::Quantize => "quantize".into(),
             Stage::Evaluate => "evaluate".into(),
+            Stage::Sensitivity => "sensitivity".into(),
+            Stage::Validate => "validate".into(),
             Stage::Measure(series) => format!("latency: {}", series.replace('_', " ")),
         }
     }
@@ -88,6 +94,12 @@ pub enum Event {
         name: &'static str,
         series: Box<Series>,
         speedup: Option<Ratio>,
+    },
+    /// Accuracy control validated one more model (the trajectory grows); `eta_seconds` bounds what is left.
+    ControlStep {
+        model: String,
+        step: Box<crate::results::control::ControlStep>,
+        eta_seconds: f64,
     },
     /// A row is finished: every series, the accuracy, the verdicts.
     RowDone(Box<Row>),

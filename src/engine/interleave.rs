@@ -183,6 +183,24 @@ fn summarise(w: &dyn Workload, samples: &Samples, series: &str) -> Vec<Option<Fi
         .collect()
 }
 
+/// Every arm's finished series with its speedup against the baseline, measured as `run` measures them, with
+/// no evaluation (accuracy control's trajectory).
+pub fn latencies(
+    w: &mut dyn Workload,
+    cfg: &MeasureConfig,
+    cancel: &Cancel,
+    sink: &mut dyn FnMut(Event),
+) -> Result<Vec<BTreeMap<String, (Series, Option<Ratio>)>>> {
+    Ok(measure(w, cfg, cancel, sink)?
+        .into_iter()
+        .map(|m| {
+            m.into_iter()
+                .map(|(name, f)| (name.to_string(), (f.series, f.speedup)))
+                .collect()
+        })
+        .collect())
+}
+
 /// Measures every series of `w`, evaluates every arm and returns the rows (also sent as `RowDone`).
 pub fn run(
     w: &mut dyn Workload,
@@ -298,6 +316,7 @@ fn assemble(
             dataset_sha256: dataset_sha256.clone(),
             parts: info.parts.clone(),
             quantization: info.quantization.clone(),
+            accuracy_control: info.accuracy_control.clone(),
             series,
             accuracy: eval.accuracy,
             vs_fp32,
@@ -359,6 +378,7 @@ mod tests {
                 sha256: "h".into(),
             }],
             quantization: None,
+            accuracy_control: None,
         }
     }
 

@@ -6,6 +6,7 @@
 
 mod blip;
 mod calibrate;
+pub mod control;
 mod environment;
 mod events;
 pub mod interleave;

@@ -57,15 +57,15 @@ impl Context {
 }
 
 /// The workload of an entry, by what its model is.
-fn open_workload(
+pub(super) fn open_workload(
     entry: &ModelEntry,
-    exp: &Experiment,
+    measure: &crate::config::MeasureConfig,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<Box<dyn Workload>> {
     Ok(match entry.kind {
-        Kind::Whisper => Box::new(WhisperWorkload::open(entry, &exp.measure, ctx, sink)?),
-        Kind::Blip => Box::new(BlipWorkload::open(entry, &exp.measure, ctx, sink)?),
+        Kind::Whisper => Box::new(WhisperWorkload::open(entry, measure, ctx, sink)?),
+        Kind::Blip => Box::new(BlipWorkload::open(entry, measure, ctx, sink)?),
     })
 }
 
@@ -80,7 +80,7 @@ pub fn run_experiment(
     ctx.init_runtime(sink)?;
     let mut rows = Vec::new();
     for entry in &exp.models {
-        let mut workload = open_workload(entry, exp, ctx, sink)?;
+        let mut workload = open_workload(entry, &exp.measure, ctx, sink)?;
         rows.extend(super::interleave::run(
             workload.as_mut(),
             &exp.measure,

@@ -16,6 +16,7 @@ use crate::quant::{
     quantize_folder, IgnoredScope, QuantOptions, QuantSummary, Recipe, StaticOverrides,
     SIDECAR_FILE,
 };
+use crate::results::control::AccuracyControl;
 use crate::results::PartSize;
 
 /// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
@@ -45,7 +46,7 @@ impl QuantSetup {
         }
     }
 
-    fn options(&self, recipe: Recipe) -> QuantOptions {
+    pub(super) fn options(&self, recipe: Recipe) -> QuantOptions {
         QuantOptions {
             recipe,
             ignored: self.ignored.clone(),
@@ -56,7 +57,7 @@ impl QuantSetup {
 
     /// The calibration items, for recipes that need them. A BLIP without a calibration manifest calibrates
     /// on easy-VQA's training split (the seed's 300 VQA training samples).
-    fn calibration_set(
+    pub(super) fn calibration_set(
         &self,
         recipe: Recipe,
         fp32: &ResolvedModel,
@@ -270,6 +271,7 @@ pub struct Opened<P = Pipeline> {
     pub onnx_dir: PathBuf,
     pub parts: Vec<PartSize>,
     pub quantization: Option<QuantSummary>,
+    pub accuracy_control: Option<AccuracyControl>,
 }
 
 impl<P> Opened<P> {
@@ -281,6 +283,7 @@ impl<P> Opened<P> {
             source_sha256: self.model.source_sha256.clone(),
             parts: self.parts.clone(),
             quantization: self.quantization.clone(),
+            accuracy_control: self.accuracy_control.clone(),
         }
     }
 }
@@ -350,6 +353,7 @@ fn open_with<P>(
     });
     let pipeline = open(&dir, ctx.threads)?;
     let parts = part_sizes(&dir)?;
+    let accuracy_control = read_control(&dir)?;
     sink(Event::Opened {
         model: fp32.name.clone(),
         variant: variant.clone(),
@@ -363,5 +367,45 @@ fn open_with<P>(
         onnx_dir: dir,
         parts,
         quantization,
+        accuracy_control,
     })
+}
+
+/// The accuracy-control record of a model folder, if accuracy control chose it.
+fn read_control(dir: &Path) -> Result<Option<AccuracyControl>> {
+    let file = dir.join(crate::results::control::SIDECAR_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => Ok(Some(
+            serde_json::from_str(&text).with_context(|| file.display().to_string())?,
+        )),
+        Err(_) => Ok(None),
+    }
+}
+
+/// Every arm of an entry, opened with `open`: FP32, each variant, then the entry's extra folders (models
+/// accuracy control made), labelled as the entry says.
+pub fn open_arms<P>(
+    entry: &ModelEntry,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+    open: impl Fn(&Path, usize) -> Result<P>,
+) -> Result<Vec<Opened<P>>> {
+    let setup = QuantSetup::of_entry(entry);
+    let mut arms = Vec::new();
+    for v in entry.variants() {
+        arms.push(open_with(&entry.model, v, &setup, ctx, sink, &open)?);
+    }
+    for (label, dir) in &entry.extra_arms {
+        let mut arm = open_with(
+            &dir.display().to_string(),
+            Variant::Fp32,
+            &setup,
+            ctx,
+            sink,
+            &open,
+        )?;
+        arm.variant = label.clone();
+        arms.push(arm);
+    }
+    Ok(arms)
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, Result};
 
-use super::variants::{open_variant, Opened, QuantSetup};
+use super::variants::{open_arms, Opened};
 use super::workload::{ArmInfo, EvalProgress, Evaluated, Sample, Workload};
 use super::{Cancel, Context, Event, Stage, Task};
 use crate::config::{MeasureConfig, ModelEntry};
@@ -14,7 +14,7 @@ use crate::data::{audio, manifest};
 use crate::measure::normalizer::normalize;
 use crate::measure::stats::Stats;
 use crate::measure::wer::{char_counts, word_counts, word_diff, EditCounts};
-use crate::models::whisper::{Pipeline, StepState};
+use crate::models::whisper::{DecodeOptions, Pipeline, StepState, WhisperModel};
 use crate::results::{Accuracy, EvalResult, Evaluation, ItemResult, Kind, Metric, WorstItem};
 
 /// Worst items a row keeps.
@@ -160,6 +160,7 @@ pub struct WhisperWorkload {
     transcribed: Vec<Vec<Option<Scored>>>,
     /// Per arm, end-to-end time in all and inside ONNX Runtime calls (ms).
     e2e_time: Vec<(f64, f64)>,
+    only_series: Vec<String>,
 }
 
 impl WhisperWorkload {
@@ -173,11 +174,12 @@ impl WhisperWorkload {
         let clips = decode_all(&items)?;
         let dataset_sha256 =
             crate::data::dataset_sha256(&entry.dataset, items.iter().map(|i| i.audio.as_path()))?;
-        let setup = QuantSetup::of_entry(entry);
-        let mut pipelines = Vec::new();
-        for v in entry.variants() {
-            pipelines.push(open_variant(&entry.model, v, &setup, ctx, sink)?);
-        }
+        let pipelines = open_arms(entry, ctx, sink, |dir, threads| {
+            Ok(Pipeline::new(
+                WhisperModel::open(dir, threads)?,
+                DecodeOptions::default(),
+            ))
+        })?;
         let window = pipelines[0].pipeline.features(&clips[0].samples).window(0);
         let arms: Vec<ArmInfo> = pipelines.iter().map(Opened::info).collect();
         Ok(WhisperWorkload {
@@ -196,6 +198,7 @@ impl WhisperWorkload {
             runs: measure.runs,
             e2e_passes: measure.e2e_passes,
             states: Vec::new(),
+            only_series: entry.only_series.clone(),
         })
     }
 }
@@ -214,7 +217,10 @@ impl Workload for WhisperWorkload {
     }
 
     fn series(&self) -> Vec<&'static str> {
-        vec!["encoder", "decoder_step", "end_to_end"]
+        ["encoder", "decoder_step", "end_to_end"]
+            .into_iter()
+            .filter(|s| self.only_series.is_empty() || self.only_series.iter().any(|o| o == s))
+            .collect()
     }
 
     fn rounds(&self, series: &str) -> usize {

@@ -26,6 +26,7 @@ pub struct ArmInfo {
     pub source_sha256: String,
     pub parts: Vec<PartSize>,
     pub quantization: Option<crate::quant::QuantSummary>,
+    pub accuracy_control: Option<crate::results::control::AccuracyControl>,
 }
 
 /// An arm's accuracy with its worst items and per-item outcomes.

@@ -123,3 +123,17 @@ pub fn drop_unused_initializers(graph: &mut GraphProto) {
         .collect();
     graph.initializer.retain(|t| used.contains(t.name()));
 }
+
+/// Whether `n` is a MatMul on a constant 2-D float weight (what `weight_matmuls` lists).
+pub fn is_weight_matmul(
+    n: &NodeProto,
+    initializers: &[TensorProto],
+    index: &HashMap<String, usize>,
+) -> bool {
+    n.op_type() == "MatMul"
+        && n.input.len() == 2
+        && index.get(&n.input[1]).is_some_and(|&i| {
+            let w = &initializers[i];
+            w.data_type() == DataType::Float as i32 && w.dims.len() == 2
+        })
+}

@@ -7,6 +7,7 @@ mod int8;
 pub mod observe;
 mod qdq;
 pub mod qmath;
+pub mod sensitivity;
 pub mod smooth;
 
 use std::collections::{BTreeMap, HashMap};
@@ -544,6 +545,45 @@ pub fn smooth_folder(
     Ok(reports)
 }
 
+/// Rewrites one graph with the recipe its part gets; returns what it did and how many biases absorbed the
+/// weight rounding (static only).
+fn rewrite_part(
+    model: &mut crate::onnx::proto::ModelProto,
+    file: &str,
+    options: &QuantOptions,
+    calibration: Option<&Calibration>,
+    ignored: &dyn Fn(&crate::onnx::proto::NodeProto) -> bool,
+) -> Result<(int8::Rewrite, Option<usize>), QuantError> {
+    let empty = HashMap::new();
+    Ok(match (options.recipe_for(file), calibration) {
+        (Recipe::Dynamic, _) => (
+            int8::rewrite(model, int8::MatMulMode::Dynamic, ignored)?,
+            None,
+        ),
+        (Recipe::Weights, _) => (
+            int8::rewrite(model, int8::MatMulMode::WeightsOnly, ignored)?,
+            None,
+        ),
+        (Recipe::Static, Some(c)) => {
+            let stats = c.stats.get(file).unwrap_or(&empty);
+            let (r, corrected) = qdq::rewrite(
+                model,
+                stats,
+                options.params.estimator,
+                options.params.bias_correction,
+                ignored,
+            )?;
+            (r, Some(corrected))
+        }
+        (Recipe::Static, None) => {
+            return Err(QuantError::Calibration(format!(
+                "{file}: the static recipe needs calibration statistics"
+            )))
+        }
+        (Recipe::Seed, _) => unreachable!("split by for_file"),
+    })
+}
+
 /// Rewrites every graph file of `src` into `dst` (a fresh folder) and copies the other files. The static
 /// recipe needs `calibration` (statistics taken on `src` itself).
 pub fn quantize_folder(
@@ -582,7 +622,6 @@ pub fn quantize_folder(
     let mut named_seen = vec![false; options.ignored.names.len()];
     let mut parts = Vec::new();
     let mut rewritten = Vec::new();
-    let empty = HashMap::new();
     for file in graph_files {
         progress(&format!("quantize {file}: {} ...", recipe.name()));
         let mut model = read_graph(&src.join(file))?;
@@ -592,29 +631,8 @@ pub fn quantize_folder(
             }
         }
         let part_recipe = options.recipe_for(file);
-        let (rewrite, bias_corrected) = match (part_recipe, calibration) {
-            (Recipe::Dynamic, _) => (
-                int8::rewrite(&mut model, int8::MatMulMode::Dynamic, &ignored)?,
-                None,
-            ),
-            (Recipe::Weights, _) => (
-                int8::rewrite(&mut model, int8::MatMulMode::WeightsOnly, &ignored)?,
-                None,
-            ),
-            (Recipe::Static, Some(c)) => {
-                let stats = c.stats.get(*file).unwrap_or(&empty);
-                let (r, corrected) = qdq::rewrite(
-                    &mut model,
-                    stats,
-                    options.params.estimator,
-                    options.params.bias_correction,
-                    &ignored,
-                )?;
-                (r, Some(corrected))
-            }
-            (Recipe::Static, None) => unreachable!("checked above"),
-            (Recipe::Seed, _) => unreachable!("split by for_file"),
-        };
+        let (rewrite, bias_corrected) =
+            rewrite_part(&mut model, file, &options, calibration, &ignored)?;
         rewritten.push((file, model));
         parts.push(PartSummary {
             file: file.to_string(),

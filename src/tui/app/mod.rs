@@ -176,6 +176,9 @@ pub struct App {
     /// When the first run of this session started (the saved report's start).
     pub first_run_utc: Option<chrono::DateTime<chrono::Utc>>,
     pub frame: FrameTimes,
+    /// Accuracy control's trajectory per model as it grows, and the bound on the time left.
+    pub control:
+        std::collections::BTreeMap<String, (Vec<crate::results::control::ControlStep>, f64)>,
 }
 
 impl App {
@@ -212,6 +215,7 @@ impl App {
             opened: now,
             first_run_utc: None,
             frame: FrameTimes::default(),
+            control: Default::default(),
         }
     }
 
@@ -358,6 +362,15 @@ impl App {
                         },
                     );
                 }
+            }
+            Event::ControlStep {
+                model,
+                step,
+                eta_seconds,
+            } => {
+                let entry = self.control.entry(model).or_default();
+                entry.0.push(*step);
+                entry.1 = eta_seconds;
             }
             Event::RowDone(result) => {
                 let (model, variant) = (result.model.clone(), result.variant.clone());

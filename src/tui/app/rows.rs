@@ -25,7 +25,7 @@ impl Status {
         match stage {
             Stage::Fetch | Stage::Convert | Stage::Load => Status::Loading,
             Stage::Calibrate | Stage::Smooth => Status::Calibrating,
-            Stage::Quantize => Status::Quantizing,
+            Stage::Quantize | Stage::Sensitivity | Stage::Validate => Status::Quantizing,
             Stage::Evaluate => Status::Evaluating,
             Stage::Measure(_) => Status::Measuring,
         }

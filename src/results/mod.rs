@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod control;
+
 use crate::measure::stats::{Histogram, Ratio, Stats};
 use crate::measure::wer::{EditCounts, MarkedWords};
 
@@ -233,6 +235,9 @@ pub struct Row {
     pub parts: Vec<PartSize>,
     /// The recipe's sidecar, for quantized variants.
     pub quantization: Option<crate::quant::QuantSummary>,
+    /// How the model was chosen, when quantization with accuracy control made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_control: Option<control::AccuracyControl>,
     pub series: BTreeMap<String, Series>,
     pub accuracy: Accuracy,
     pub vs_fp32: Option<VsFp32>,
