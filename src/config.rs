@@ -160,6 +160,13 @@ pub struct ModelEntry {
     /// accuracy control chooses).
     #[serde(skip)]
     pub extra_arms: Vec<(String, PathBuf)>,
+    /// Quantization with accuracy control: the model it chooses is measured as variant `RECIPE-ac`.
+    #[serde(default)]
+    pub accuracy_control: Option<AccuracyControlConfig>,
+    /// A TOML ignored scope (`names`, `patterns`, `types`) merged into `ignored_scope`, e.g. written by
+    /// `quantbench sensitivity --write-scope`.
+    #[serde(default)]
+    pub ignored_scope_file: Option<PathBuf>,
     /// Only these series are measured (empty: every series of the kind).
     #[serde(skip)]
     pub only_series: Vec<String>,
@@ -171,6 +178,40 @@ fn whisper() -> Kind {
 
 fn default_latency_samples() -> usize {
     100
+}
+
+/// `[models.accuracy_control]`: search for the fastest INT8 model within a drop budget on a validation set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AccuracyControlConfig {
+    pub recipe: Recipe,
+    pub max_drop: f64,
+    #[serde(default)]
+    pub drop_type: crate::results::control::DropType,
+    /// Speech or VQA manifest, relative to the experiment file, or `easy-vqa:train`.
+    pub validate: PathBuf,
+    /// The first N validation items (0 = all).
+    #[serde(default)]
+    pub validate_size: usize,
+    #[serde(default = "default_max_reverts")]
+    pub max_reverts: usize,
+    #[serde(default = "default_control_seconds")]
+    pub max_seconds: f64,
+}
+
+fn default_max_reverts() -> usize {
+    30
+}
+
+fn default_control_seconds() -> f64 {
+    3600.0
+}
+
+impl AccuracyControlConfig {
+    /// The variant label its model is measured under.
+    pub fn label(&self) -> String {
+        format!("{}-ac", self.recipe.name())
+    }
 }
 
 /// Datasets named rather than given by path.
@@ -283,6 +324,8 @@ impl ModelEntry {
             static_params: StaticOverrides::default(),
             parts: BTreeMap::new(),
             extra_arms: Vec::new(),
+            accuracy_control: None,
+            ignored_scope_file: None,
             only_series: Vec::new(),
         }
     }
@@ -336,6 +379,33 @@ impl Experiment {
             }
             if let Some(c) = m.calibration.as_mut().filter(|c| c.is_relative()) {
                 *c = base.join(&*c);
+            }
+            if let Some(ac) = m.accuracy_control.as_mut() {
+                if ac.validate.is_relative() && ac.validate != Path::new(EASY_VQA_TRAIN) {
+                    ac.validate = base.join(&ac.validate);
+                }
+                if !ac.max_drop.is_finite() || ac.max_drop < 0.0 {
+                    return Err(at("accuracy_control.max_drop: must be a number ≥ 0".into()));
+                }
+                if ac.max_seconds <= 0.0 {
+                    return Err(at("accuracy_control.max_seconds: must be above 0".into()));
+                }
+            }
+            if let Some(f) = m.ignored_scope_file.clone() {
+                let f = if f.is_relative() { base.join(f) } else { f };
+                let text = std::fs::read_to_string(&f)
+                    .map_err(|e| at(format!("ignored_scope_file {}: {e}", f.display())))?;
+                let scope: IgnoredScope = toml::from_str(&text).map_err(|e| {
+                    at(format!(
+                        "ignored_scope_file {}: {}",
+                        f.display(),
+                        e.message().trim()
+                    ))
+                })?;
+                m.ignored_scope.names.extend(scope.names);
+                m.ignored_scope.patterns.extend(scope.patterns);
+                m.ignored_scope.types.extend(scope.types);
+                m.ignored_scope_file = Some(f);
             }
             m.kind = crate::models::kind_of(&m.model);
             let kind = m.kind;

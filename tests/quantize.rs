@@ -467,3 +467,84 @@ fn static_int8_encoder_keeps_cosine_similarity_on_unseen_real_audio_and_is_deter
     eprintln!("static INT8 encoder cosine similarity vs FP32 on unseen audio: {c:.5}");
     assert!(c >= 0.99, "static encoder cosine similarity {c}");
 }
+
+/// Three MatMuls in a chain; the middle one's weight has one huge value per column, so per-column int8
+/// rounds every other weight of it to zero: the op made deliberately sensitive.
+fn chain_with_a_sensitive_op(dir: &Path) {
+    let mut seed = 11u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    let mut g = GraphBuilder::new();
+    let x = g.input("x", DataType::Float, &[Dim::Named("n"), Dim::Fixed(32)]);
+    let mut weight = |name: &str, outlier: bool| {
+        let mut w: Vec<f32> = (0..32 * 32).map(|_| rnd() * 0.3).collect();
+        if outlier {
+            for col in 0..32 {
+                w[(col * 7 % 32) * 32 + col] = 40.0;
+            }
+        }
+        g.f32_init(name, &[32, 32], &w)
+    };
+    let (wa, wb, wc) = (weight("wa", false), weight("wb", true), weight("wc", false));
+    let bias = g.f32_init("bb", &[32], &[0.1; 32]);
+    let h = g.op_named("first", "MatMul", &[&x, &wa], vec![]);
+    let h = g.op_named("sensitive", "MatMul", &[&h, &wb], vec![]);
+    let h = g.op("Add", &[&h, &bias], vec![]);
+    g.op_into_named("last", "MatMul", &[&h, &wc], vec![], &["y"]);
+    g.output("y", DataType::Float, &[Dim::Named("n"), Dim::Fixed(32)]);
+    write_model(&g.finish("chain", 17), &dir.join("chain.onnx")).unwrap();
+}
+
+#[test]
+fn sensitivity_ranks_the_deliberately_sensitive_op_first_and_leaves_the_float_path_alone() {
+    use quantbench::quant::sensitivity::{ranking, shadow_folder, OpError};
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    chain_with_a_sensitive_op(src.path());
+    let options = QuantOptions::from(Recipe::Dynamic);
+    let pairs = shadow_folder(src.path(), dst.path(), &["chain.onnx"], &options, None).unwrap();
+    assert_eq!(pairs["chain.onnx"].len(), 3);
+    // The sensitive op is compared after its bias Add.
+    let sensitive = pairs["chain.onnx"]
+        .iter()
+        .find(|p| p.op == "sensitive")
+        .unwrap();
+    assert!(sensitive.float_output.starts_with("add"), "{sensitive:?}");
+
+    let x: Vec<f32> = (0..16 * 32)
+        .map(|i| (i * 7919 % 211) as f32 / 105.0 - 1.0)
+        .collect();
+    let mut s = quantbench::runtime::session(&dst.path().join("chain.onnx"), 1).unwrap();
+    let input = Tensor::from_array((vec![16i64, 32], x.clone())).unwrap();
+    let out = s.run(ort::inputs! {"x" => input}).unwrap();
+    let get = |name: &str| {
+        out[format!("{}{name}", observe::PREFIX).as_str()]
+            .try_extract_tensor::<f32>()
+            .unwrap()
+            .1
+            .to_vec()
+    };
+    let mut errors = std::collections::BTreeMap::new();
+    for p in &pairs["chain.onnx"] {
+        let mut e = OpError::default();
+        e.add(&get(&p.float_output), &get(&p.quantized_output))
+            .unwrap();
+        errors.insert(("chain.onnx".to_string(), p.op.clone()), e);
+    }
+    let y = out["y"].try_extract_tensor::<f32>().unwrap().1.to_vec();
+    drop(out);
+    assert_eq!(
+        y,
+        run(&src.path().join("chain.onnx"), &x, 16, 32),
+        "shadows changed the float path"
+    );
+    let ranked = ranking(&pairs, &errors);
+    assert_eq!(ranked[0].op, "sensitive", "{ranked:?}");
+    assert!(
+        ranked[0].nmse.unwrap() > 2.0 * ranked[1].nmse.unwrap(),
+        "{ranked:?}"
+    );
+}

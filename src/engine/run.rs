@@ -80,14 +80,36 @@ pub fn run_experiment(
     ctx.init_runtime(sink)?;
     let mut rows = Vec::new();
     for entry in &exp.models {
-        let mut workload = open_workload(entry, &exp.measure, ctx, sink)?;
-        rows.extend(super::interleave::run(
+        let mut entry = entry.clone();
+        if let Some(ac) = &entry.accuracy_control {
+            let outcome = super::control::accuracy_control(
+                &super::control::Request::of_entry(&entry, ac, &exp.measure),
+                None,
+                false,
+                ctx,
+                sink,
+            )?;
+            entry.extra_arms.push((ac.label(), outcome.dir));
+        }
+        let mut workload = open_workload(&entry, &exp.measure, ctx, sink)?;
+        let mut measured = super::interleave::run(
             workload.as_mut(),
             &exp.measure,
             &entry.thresholds,
             &ctx.cancel,
             sink,
-        )?);
+        )?;
+        for row in &mut measured {
+            if let Some(ac) = &row.accuracy_control {
+                row.verdicts.push(crate::results::Verdict {
+                    check: "accuracy_control.max_drop".into(),
+                    limit: ac.budget.max_drop,
+                    value: Some(ac.drop),
+                    pass: ac.met,
+                });
+            }
+        }
+        rows.extend(measured);
     }
     Ok(experiment_result(
         exp,

@@ -48,6 +48,32 @@ pub struct Request {
     pub measure: MeasureConfig,
 }
 
+impl Request {
+    /// What an experiment entry's `[models.accuracy_control]` asks for.
+    pub fn of_entry(
+        entry: &ModelEntry,
+        ac: &crate::config::AccuracyControlConfig,
+        measure: &MeasureConfig,
+    ) -> Self {
+        Request {
+            model: entry.model.clone(),
+            recipe: ac.recipe,
+            setup: QuantSetup::of_entry(entry),
+            budget: Budget {
+                max_drop: ac.max_drop,
+                drop_type: ac.drop_type,
+            },
+            validate: ac.validate.clone(),
+            validate_size: ac.validate_size,
+            limits: Limits {
+                max_reverts: ac.max_reverts,
+                max_seconds: ac.max_seconds,
+            },
+            measure: measure.clone(),
+        }
+    }
+}
+
 /// The chosen model's folder, its quantization sidecar and the search's record.
 pub struct Outcome {
     pub dir: PathBuf,
