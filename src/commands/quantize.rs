@@ -137,7 +137,7 @@ fn print_record(r: &AccuracyControl) {
         println!(
             "{}\t{}\t{}\t{:.4}\t{:.2}\t{}\t{}",
             s.step,
-            control::action_text(&s.action),
+            s.action.text(),
             s.reverted,
             s.value,
             s.drop,

@@ -2,6 +2,7 @@ use std::fmt::Write;
 
 use super::Exporter;
 use crate::measure::stats::Ratio;
+use crate::results::control::{AccuracyControl, ControlOp};
 use crate::results::{Accuracy, ExperimentResult, Kind, Metric, PartSize, Row, Verdict};
 
 pub struct Markdown;
@@ -378,6 +379,101 @@ fn row_section(out: &mut String, r: &Row) {
     out.push('\n');
 }
 
+/// How accuracy control chose a row's model: the verdict, the trajectory and the ops it left in float.
+pub fn control_section(out: &mut String, r: &Row, ac: &AccuracyControl) {
+    let _ = writeln!(
+        out,
+        "### {} {}: quantization with accuracy control
+",
+        r.model, r.variant
+    );
+    let unit = ac.budget.drop_type.unit();
+    let _ = writeln!(
+        out,
+        "**{}.** Recipe `{}`, budget {:.2} {unit} of {} on `{}` ({} items, sha256 `{}`), disjoint from this row's dataset; FP32 there: {}. Search: {:.0} s.\n",
+        ac.verdict(),
+        ac.recipe,
+        ac.budget.max_drop,
+        ac.metric.label(),
+        ac.validation.manifest,
+        ac.validation.items,
+        &ac.validation.sha256[..ac.validation.sha256.len().min(12)],
+        pct(ac.fp32_value),
+        ac.seconds
+    );
+    let _ = writeln!(out, "Ops ranked by {}.\n", ac.method);
+    let series: Vec<&String> = ac
+        .trajectory
+        .iter()
+        .flat_map(|s| s.latency_ms.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut head =
+        "| step | action | ops in float | validation | drop | within budget |".to_string();
+    let mut rule = "|---|---|---|---|---|---|".to_string();
+    for s in &series {
+        let _ = write!(head, " {s} median ms (speedup) |");
+        rule.push_str("---|");
+    }
+    let _ = writeln!(out, "{head}\n{rule}");
+    for s in &ac.trajectory {
+        let chosen = if s.step == ac.chosen_step {
+            " **(chosen)**"
+        } else {
+            ""
+        };
+        let mut line = format!(
+            "| {}{chosen} | {} | {} | {} | {:+.2} | {} |",
+            s.step,
+            s.action.text().replace('|', "\\|"),
+            s.reverted,
+            pct(s.value),
+            s.drop,
+            if s.within_budget { "yes" } else { "no" }
+        );
+        for name in &series {
+            let cell = match (s.latency_ms.get(*name), s.speedup.get(*name)) {
+                (Some(ms), Some(r)) => format!(" {ms:.2} ({}) |", ratio(r)),
+                (Some(ms), None) => format!(" {ms:.2} |"),
+                _ => " – |".into(),
+            };
+            line.push_str(&cell);
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "| rank | op | type | sensitivity | state | why |\n|---|---|---|---|---|---|"
+    );
+    let shown: Vec<&ControlOp> = ac
+        .ops
+        .iter()
+        .filter(|o| o.reverted || o.why.is_some() || o.rank <= 10)
+        .collect();
+    for o in &shown {
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} | {} |",
+            o.rank,
+            o.op,
+            o.op_type,
+            o.sensitivity.map_or("n/a".into(), |v| format!("{v:.2e}")),
+            if o.reverted { "float" } else { "INT8" },
+            o.why.as_deref().unwrap_or("")
+        );
+    }
+    if shown.len() < ac.ops.len() {
+        let _ = writeln!(
+            out,
+            "\n{} more ops, all INT8 (the whole ranking is in the JSON report).",
+            ac.ops.len() - shown.len()
+        );
+    }
+    out.push('\n');
+}
+
 impl Exporter for Markdown {
     fn extension(&self) -> &'static str {
         "md"
@@ -433,6 +529,9 @@ impl Exporter for Markdown {
         for group in r.groups() {
             comparison_table(&mut out, &group);
             for row in &group {
+                if let Some(ac) = &row.accuracy_control {
+                    control_section(&mut out, row, ac);
+                }
                 row_section(&mut out, row);
             }
         }

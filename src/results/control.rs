@@ -78,8 +78,24 @@ pub enum StepAction {
     Start,
     /// The next op of the ranking reverted to float.
     Revert { op: String },
+    /// The ranking's first `count` ops in float (bisecting for the shortest such prefix within budget).
+    RevertFirst { count: usize },
     /// A reverted op tried in INT8 again; `kept` when the budget still held.
     Requantize { op: String, kept: bool },
+}
+
+impl StepAction {
+    pub fn text(&self) -> String {
+        match self {
+            StepAction::Start => "all quantized".into(),
+            StepAction::Revert { op } => format!("revert {op}"),
+            StepAction::RevertFirst { count } => format!("revert the ranking's first {count}"),
+            StepAction::Requantize { op, kept: true } => format!("re-quantize {op} (kept in INT8)"),
+            StepAction::Requantize { op, kept: false } => {
+                format!("re-quantize {op} (reverted again)")
+            }
+        }
+    }
 }
 
 /// One model the search validated.

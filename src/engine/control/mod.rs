@@ -263,7 +263,7 @@ pub fn sensitivity(req: &Request, ctx: &Context, sink: &mut dyn FnMut(Event)) ->
     let p = prepare(req, ctx, sink)?;
     let ops = rank(&p, req.validate_size, ctx, sink)?;
     let w = open(
-        &validation_entry(&p, req, &p.fp32.onnx_dir.display().to_string(), vec![]),
+        &validation_entry(&p, req, &req.model, vec![]),
         &req.measure,
         ctx,
         &mut |_| {},
@@ -355,7 +355,7 @@ impl search::Trial for RealTrial<'_> {
             "accuracy control {}: step {} {} → value {:.4}, drop {:.2} ({}), {} ops in float; ETA ≤ {:.0} s",
             self.p.fp32.name,
             s.step,
-            action_text(&s.action),
+            s.action.text(),
             s.value,
             s.drop,
             if s.within_budget { "within budget" } else { "over budget" },
@@ -363,15 +363,6 @@ impl search::Trial for RealTrial<'_> {
             eta
         )));
         Ok(())
-    }
-}
-
-pub fn action_text(a: &StepAction) -> String {
-    match a {
-        StepAction::Start => "all quantized".into(),
-        StepAction::Revert { op } => format!("revert {op}"),
-        StepAction::Requantize { op, kept: true } => format!("re-quantize {op} (kept in INT8)"),
-        StepAction::Requantize { op, kept: false } => format!("re-quantize {op} (reverted again)"),
     }
 }
 
@@ -385,6 +376,10 @@ fn why(op: &str, found: &search::Found, ranked: &OpSensitivity, rank: usize) -> 
                 ranked.nmse.map_or("n/a".into(), |v| format!("{v:.3e}")),
                 s.step,
                 s.drop
+            )),
+            StepAction::RevertFirst { count } if rank <= *count => notes.push(format!(
+                "among the ranking's first {count}, reverted at step {} (drop {:.2})",
+                s.step, s.drop
             )),
             StepAction::Requantize { op: o, kept } if o == op => notes.push(if *kept {
                 format!(
@@ -418,7 +413,7 @@ fn measure_trajectory(
         .enumerate()
         .map(|(i, d)| (format!("step {i}"), d.clone()))
         .collect();
-    let mut entry = validation_entry(p, req, &p.fp32.onnx_dir.display().to_string(), extra);
+    let mut entry = validation_entry(p, req, &req.model, extra);
     entry.only_series = p
         .fp32
         .kind()
@@ -493,7 +488,7 @@ pub fn accuracy_control(
     }
     let started = Instant::now();
     let p = prepare(req, ctx, sink)?;
-    let fp32_entry = validation_entry(&p, req, &p.fp32.onnx_dir.display().to_string(), vec![]);
+    let fp32_entry = validation_entry(&p, req, &req.model, vec![]);
     let mut fp32 = open(&fp32_entry, &req.measure, ctx, sink)?;
     let (manifest, sha256) = fp32.dataset();
     let dst = match out {

@@ -11,6 +11,9 @@ use anyhow::Result;
 use crate::results::control::{Budget, ControlStep, StepAction};
 use crate::results::Metric;
 
+/// Ops reverted one at a time before the search bisects the ranking for the shortest prefix that holds.
+pub const GREEDY_REVERTS: usize = 8;
+
 /// Builds the model that keeps `reverted` in float and returns its metric on the validation set.
 pub trait Trial {
     fn validate(&mut self, step: usize, reverted: &[String]) -> Result<f64>;
@@ -105,25 +108,52 @@ pub fn search(
     let mut reverted: Vec<String> = Vec::new();
     let (mut current, _) = st.try_set(StepAction::Start, &reverted)?;
     let mut stopped_by = None;
-    for op in ranking {
-        if st.holds(current) {
-            break;
-        }
-        if reverted.len() >= limits.max_reverts {
-            stopped_by = Some(format!("max_reverts = {} reached", limits.max_reverts));
-            break;
-        }
+    let cap = limits.max_reverts.min(ranking.len());
+    // One op at a time while the ranking's head is likely to be enough.
+    while !st.holds(current) && reverted.len() < cap.min(GREEDY_REVERTS) {
         if st.trial.elapsed() > limits.max_seconds {
             stopped_by = Some(format!("max_seconds = {} reached", limits.max_seconds));
             break;
         }
+        let op = ranking[reverted.len()].clone();
         reverted.push(op.clone());
-        current = st
-            .try_set(StepAction::Revert { op: op.clone() }, &reverted)?
-            .0;
+        current = st.try_set(StepAction::Revert { op }, &reverted)?.0;
     }
-    if !st.holds(current) && stopped_by.is_none() && reverted.len() == ranking.len() {
-        stopped_by = Some("every op reverted".to_string());
+    // Then the shortest prefix of the ranking that holds, by bisection between the longest prefix known to
+    // fail and `cap` (assuming that reverting more never hurts).
+    if !st.holds(current) && stopped_by.is_none() && reverted.len() < cap {
+        let mut lo = reverted.len();
+        let prefix = |n: usize| ranking[..n].to_vec();
+        let revert_to = |count: usize| StepAction::RevertFirst { count };
+        let (top, _) = st.try_set(revert_to(cap), &prefix(cap))?;
+        if st.holds(top) {
+            let mut hi = cap;
+            current = top;
+            while hi - lo > 1 {
+                if st.trial.elapsed() > limits.max_seconds {
+                    break;
+                }
+                let mid = (lo + hi) / 2;
+                let (step, _) = st.try_set(revert_to(mid), &prefix(mid))?;
+                if st.holds(step) {
+                    hi = mid;
+                    current = step;
+                } else {
+                    lo = mid;
+                }
+            }
+            reverted = prefix(hi);
+        } else {
+            current = top;
+            reverted = prefix(cap);
+        }
+    }
+    if !st.holds(current) && stopped_by.is_none() {
+        stopped_by = Some(if cap == ranking.len() {
+            "every op reverted".to_string()
+        } else {
+            format!("max_reverts = {} reached", limits.max_reverts)
+        });
     }
     if st.holds(current) {
         // Fastest within budget: the least sensitive reverted ops first.
@@ -348,5 +378,24 @@ mod tests {
             .unwrap()
         };
         assert_eq!(run(), run());
+    }
+
+    #[test]
+    fn a_culprit_the_ranking_places_low_is_found_by_bisection_then_alone_kept_in_float() {
+        let ops: Vec<String> = (0..20).map(|i| format!("o{i:02}")).collect();
+        let mut m = mock(&[("o14", 0.01), ("o03", 0.0001)]);
+        let limits = Limits {
+            max_reverts: 20,
+            max_seconds: 1e9,
+        };
+        let f = search(&mut m, Metric::Wer, 0.05, BUDGET, &ops, limits).unwrap();
+        assert!(f.met);
+        assert_eq!(f.reverted[f.chosen], names(&["o14"]));
+        assert!(f
+            .trajectory
+            .iter()
+            .any(|s| s.action == StepAction::RevertFirst { count: 15 }));
+        // 1 start + 8 single reverts + 1 top + 3 bisection steps + at most 15 re-quantizations.
+        assert!(m.calls.len() <= 28, "{} validations", m.calls.len());
     }
 }

@@ -189,6 +189,9 @@ impl App {
             for v in entry.variants() {
                 rows.push(Row::new(i, name.clone(), entry.kind, v.name().to_string()));
             }
+            if let Some(ac) = &entry.accuracy_control {
+                rows.push(Row::new(i, name.clone(), entry.kind, ac.label()));
+            }
         }
         let settings = Settings {
             threads,

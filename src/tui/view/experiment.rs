@@ -8,6 +8,7 @@ use ratatui::Frame;
 
 use super::results::status_mark;
 use super::theme::Theme;
+use crate::results::control::ControlStep;
 use crate::tui::app::{App, Row, Status};
 
 const CELL: usize = 14;
@@ -63,6 +64,36 @@ pub fn width(app: &App) -> u16 {
     (widest + 2) as u16
 }
 
+/// Steps of accuracy control's trajectory shown under a model's grid (the newest).
+const CONTROL_STEPS: usize = 6;
+
+/// Accuracy control's trajectory as it grows: the newest steps and the bound on the time left.
+fn control_lines(lines: &mut Vec<Line<'static>>, steps: &[ControlStep], eta: f64, theme: Theme) {
+    let within = steps.iter().filter(|s| s.within_budget).count();
+    lines.push(Line::from(vec![
+        Span::styled("  accuracy control", theme.title()),
+        Span::styled(
+            format!(
+                "  {} models validated, {within} within budget; ≤ {eta:.0} s left",
+                steps.len()
+            ),
+            theme.dim(),
+        ),
+    ]));
+    for s in steps.iter().skip(steps.len().saturating_sub(CONTROL_STEPS)) {
+        let style = if s.within_budget {
+            theme.good()
+        } else {
+            theme.bad()
+        };
+        lines.push(Line::from(vec![
+            Span::raw(format!("  {:>3} ", s.step)),
+            Span::styled(format!("drop {:+6.2}", s.drop), style),
+            Span::raw(format!("  {:>2} float  {}", s.reverted, s.action.text())),
+        ]));
+    }
+}
+
 pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
     let mut lines = Vec::new();
     for (entry, m) in app.experiment.models.iter().enumerate() {
@@ -99,6 +130,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
             let mut line = vec![Span::raw(format!("  {:<width$}", p))];
             line.extend(rows.iter().map(|r| cell(r, Some(p), theme)));
             lines.push(Line::from(line));
+        }
+        if let Some((steps, eta)) = app.control.get(&first.model) {
+            control_lines(&mut lines, steps, *eta, theme);
         }
         lines.push(Line::raw(""));
     }

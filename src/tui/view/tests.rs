@@ -208,3 +208,66 @@ fn status_cells_fit_their_longest_label() {
         assert!(screen.contains("▶ calibrating"), "{size:?}:\n{screen}");
     }
 }
+
+#[test]
+fn accuracy_control_trajectory_grows_live() {
+    use crate::results::control::{ControlStep, StepAction};
+    let t0 = Instant::now();
+    let mut a = mid_run(t0);
+    let step = |step: usize, action: StepAction, reverted: usize, drop: f64| ControlStep {
+        step,
+        action,
+        reverted,
+        value: 0.06 + drop / 100.0,
+        drop,
+        within_budget: drop <= 0.3,
+        seconds: 10.0 * (step + 1) as f64,
+        latency_ms: Default::default(),
+        speedup: Default::default(),
+    };
+    let steps = [
+        step(0, StepAction::Start, 0, 6.85),
+        step(
+            1,
+            StepAction::Revert {
+                op: "model.decoder.layers.2.fc2/MatMul".into(),
+            },
+            1,
+            5.02,
+        ),
+        step(
+            2,
+            StepAction::Revert {
+                op: "model.decoder.layers.1.fc2/MatMul".into(),
+            },
+            2,
+            0.0,
+        ),
+        step(
+            3,
+            StepAction::Requantize {
+                op: "model.decoder.layers.1.fc2/MatMul".into(),
+                kept: false,
+            },
+            1,
+            5.02,
+        ),
+    ];
+    for (i, s) in steps.into_iter().enumerate() {
+        a.apply(
+            Event::ControlStep {
+                model: "whisper-tiny.en".into(),
+                step: Box::new(s),
+                eta_seconds: 30.0 - 10.0 * i as f64,
+            },
+            t0,
+        );
+    }
+    let text = format!("{:?}", render(&a, (160, 48), t0).backend());
+    assert!(text.contains("accuracy control"), "{text}");
+    assert!(
+        text.contains("4 models validated, 1 within budget"),
+        "{text}"
+    );
+    insta::assert_snapshot!("accuracy_control_wide", render(&a, (160, 48), t0).backend());
+}
