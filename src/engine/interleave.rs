@@ -183,6 +183,9 @@ fn summarise(w: &dyn Workload, samples: &Samples, series: &str) -> Vec<Option<Fi
         .collect()
 }
 
+/// One arm's finished series by name, each with its speedup against the baseline.
+pub type ArmLatencies = BTreeMap<String, (Series, Option<Ratio>)>;
+
 /// Every arm's finished series with its speedup against the baseline, measured as `run` measures them, with
 /// no evaluation (accuracy control's trajectory).
 pub fn latencies(
@@ -190,7 +193,7 @@ pub fn latencies(
     cfg: &MeasureConfig,
     cancel: &Cancel,
     sink: &mut dyn FnMut(Event),
-) -> Result<Vec<BTreeMap<String, (Series, Option<Ratio>)>>> {
+) -> Result<Vec<ArmLatencies>> {
     Ok(measure(w, cfg, cancel, sink)?
         .into_iter()
         .map(|m| {

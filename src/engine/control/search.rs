@@ -64,13 +64,21 @@ impl State<'_> {
         let step = self.trajectory.len();
         let value = self.trial.validate(step, reverted)?;
         let drop = self.budget.drop(self.metric, self.fp32, value);
+        let within_budget = self.budget.holds(drop);
+        let action = match action {
+            StepAction::Requantize { op, .. } => StepAction::Requantize {
+                op,
+                kept: within_budget,
+            },
+            a => a,
+        };
         let s = ControlStep {
             step,
             action,
             reverted: reverted.len(),
             value,
             drop,
-            within_budget: self.budget.holds(drop),
+            within_budget,
             seconds: self.trial.elapsed(),
             latency_ms: BTreeMap::new(),
             speedup: BTreeMap::new(),
@@ -108,7 +116,8 @@ pub fn search(
     let mut reverted: Vec<String> = Vec::new();
     let (mut current, _) = st.try_set(StepAction::Start, &reverted)?;
     let mut stopped_by = None;
-    let cap = limits.max_reverts.min(ranking.len());
+    // Reverting every op is the float model (and no INT8 model at all): at most all but one.
+    let cap = limits.max_reverts.min(ranking.len().saturating_sub(1));
     // One op at a time while the ranking's head is likely to be enough.
     while !st.holds(current) && reverted.len() < cap.min(GREEDY_REVERTS) {
         if st.trial.elapsed() > limits.max_seconds {
@@ -149,10 +158,10 @@ pub fn search(
         }
     }
     if !st.holds(current) && stopped_by.is_none() {
-        stopped_by = Some(if cap == ranking.len() {
-            "every op reverted".to_string()
-        } else {
+        stopped_by = Some(if cap == limits.max_reverts {
             format!("max_reverts = {} reached", limits.max_reverts)
+        } else {
+            "every op but one reverted (all of them is the float model)".to_string()
         });
     }
     if st.holds(current) {
@@ -166,7 +175,7 @@ pub fn search(
                 break;
             }
             let without: Vec<String> = reverted.iter().filter(|o| *o != op).cloned().collect();
-            let (step, fresh) = st.try_set(
+            let (step, _) = st.try_set(
                 StepAction::Requantize {
                     op: op.clone(),
                     kept: false,
@@ -174,12 +183,6 @@ pub fn search(
                 &without,
             )?;
             if st.holds(step) {
-                if fresh {
-                    st.trajectory[step].action = StepAction::Requantize {
-                        op: op.clone(),
-                        kept: true,
-                    };
-                }
                 reverted = without;
                 current = step;
             }
@@ -291,13 +294,13 @@ mod tests {
     #[test]
     fn an_op_whose_revert_did_not_matter_goes_back_to_int8() {
         // The ranking is wrong about b: reverting it costs speed and buys nothing.
-        let mut m = mock(&[("a", 0.004), ("b", 0.0), ("c", 0.004)]);
+        let mut m = mock(&[("a", 0.004), ("b", 0.0), ("c", 0.004), ("d", 0.0)]);
         let f = search(
             &mut m,
             Metric::Wer,
             0.05,
             BUDGET,
-            &names(&["a", "b", "c"]),
+            &names(&["a", "b", "c", "d"]),
             LIMITS,
         )
         .unwrap();
@@ -382,7 +385,7 @@ mod tests {
 
     #[test]
     fn a_culprit_the_ranking_places_low_is_found_by_bisection_then_alone_kept_in_float() {
-        let ops: Vec<String> = (0..20).map(|i| format!("o{i:02}")).collect();
+        let ops: Vec<String> = (0..21).map(|i| format!("o{i:02}")).collect();
         let mut m = mock(&[("o14", 0.01), ("o03", 0.0001)]);
         let limits = Limits {
             max_reverts: 20,
