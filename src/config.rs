@@ -594,4 +594,28 @@ mod tests {
         );
         assert_eq!(blip.thresholds.max_accuracy_drop_points, Some(0.5));
     }
+
+    #[test]
+    fn an_ignored_scope_file_merges_and_accuracy_control_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("scope.toml"), "names = [\"a/MatMul\"]\n").unwrap();
+        let p = dir.path().join("e.toml");
+        std::fs::write(
+            &p,
+            "name = \"t\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d.jsonl\"\nignored_scope_file = \"scope.toml\"\n[models.ignored_scope]\nnames = [\"b/MatMul\"]\n[models.accuracy_control]\nrecipe = \"static\"\nmax_drop = 0.3\nvalidate = \"v.jsonl\"\n",
+        )
+        .unwrap();
+        let e = Experiment::load(&p).unwrap();
+        let m = &e.models[0];
+        assert_eq!(m.ignored_scope.names, ["b/MatMul", "a/MatMul"]);
+        let ac = m.accuracy_control.as_ref().unwrap();
+        assert_eq!(ac.validate, dir.path().join("v.jsonl"));
+        assert_eq!((ac.max_reverts, ac.label()), (30, "static-ac".to_string()));
+        let bad = load("name = \"t\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d.jsonl\"\n[models.accuracy_control]\nrecipe = \"static\"\nmax_drop = -1\nvalidate = \"v.jsonl\"\n")
+            .unwrap_err();
+        assert!(bad.contains("accuracy_control.max_drop"), "{bad}");
+        let missing = load("name = \"t\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d.jsonl\"\nignored_scope_file = \"nope.toml\"\n")
+            .unwrap_err();
+        assert!(missing.contains("nope.toml"), "{missing}");
+    }
 }
