@@ -102,7 +102,7 @@ pub fn run_experiment(
         for row in &mut measured {
             if let Some(ac) = &row.accuracy_control {
                 row.verdicts.push(crate::results::Verdict {
-                    check: "accuracy_control.max_drop".into(),
+                    check: "accuracy_control.validation_drop".into(),
                     limit: ac.budget.max_drop,
                     value: Some(ac.drop),
                     pass: ac.met,

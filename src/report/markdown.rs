@@ -401,6 +401,13 @@ pub fn control_section(out: &mut String, r: &Row, ac: &AccuracyControl) {
         pct(ac.fp32_value),
         ac.seconds
     );
+    if let Some(d) = r.vs_fp32.as_ref().and_then(|v| v.accuracy_drop_points) {
+        let _ = writeln!(
+            out,
+            "On this row's own dataset (`{}`) the chosen model's drop is **{d:+.2} points** (the validation set's: {:+.2} {unit}).\n",
+            r.dataset, ac.drop
+        );
+    }
     let _ = writeln!(out, "Ops ranked by {}.\n", ac.method);
     let series: Vec<&String> = ac
         .trajectory

@@ -32,6 +32,9 @@ pub use search::Limits;
 /// Latency samples per series for the trajectory's models (BLIP questions; Whisper uses `measure.runs`).
 const TRAJECTORY_SAMPLES: usize = 20;
 
+/// Trajectory models measured together (with FP32) in one interleaved run.
+const TRAJECTORY_BATCH: usize = 3;
+
 /// What to search for.
 #[derive(Debug, Clone)]
 pub struct Request {
@@ -399,7 +402,9 @@ fn why(op: &str, found: &search::Found, ranked: &OpSensitivity, rank: usize) -> 
 }
 
 /// Measures every model of the trajectory against FP32 through the interleaved loop (the series that do not
-/// transcribe or caption whole items) and writes each step's medians and speedups.
+/// transcribe or caption whole items) and writes each step's medians and speedups. The steps go in batches
+/// of `TRAJECTORY_BATCH`, each with its own FP32 arm: every open session keeps a spinning thread pool, and
+/// dozens of them at once would time the pools rather than the models.
 fn measure_trajectory(
     p: &Prepared,
     req: &Request,
@@ -408,13 +413,7 @@ fn measure_trajectory(
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    let extra = dirs
-        .iter()
-        .enumerate()
-        .map(|(i, d)| (format!("step {i}"), d.clone()))
-        .collect();
-    let mut entry = validation_entry(p, req, &req.model, extra);
-    entry.only_series = p
+    let series: Vec<String> = p
         .fp32
         .kind()
         .series()
@@ -423,17 +422,26 @@ fn measure_trajectory(
         .filter(|n| !matches!(*n, "end_to_end" | "caption"))
         .map(String::from)
         .collect();
-    let mut w = open(&entry, &req.measure, ctx, sink)?;
-    let measured = super::interleave::latencies(w.as_mut(), &req.measure, &ctx.cancel, sink)?;
-    for (step, m) in found
-        .trajectory
-        .iter_mut()
-        .zip(measured.into_iter().skip(1))
-    {
-        for (series, (s, speedup)) in m {
-            step.latency_ms.insert(series.clone(), s.stats.median_ms);
-            if let Some(r) = speedup {
-                step.speedup.insert(series, r);
+    for (batch, chunk) in dirs.chunks(TRAJECTORY_BATCH).enumerate() {
+        let first = batch * TRAJECTORY_BATCH;
+        let extra = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("step {}", first + i), d.clone()))
+            .collect();
+        let mut entry = validation_entry(p, req, &req.model, extra);
+        entry.only_series = series.clone();
+        let mut w = open(&entry, &req.measure, ctx, sink)?;
+        let measured = super::interleave::latencies(w.as_mut(), &req.measure, &ctx.cancel, sink)?;
+        for (step, m) in found.trajectory[first..]
+            .iter_mut()
+            .zip(measured.into_iter().skip(1))
+        {
+            for (name, (s, speedup)) in m {
+                step.latency_ms.insert(name.clone(), s.stats.median_ms);
+                if let Some(r) = speedup {
+                    step.speedup.insert(name, r);
+                }
             }
         }
     }
