@@ -84,6 +84,19 @@ impl QuantSetup {
     }
 }
 
+/// The cache folder holding every INT8 folder made from a resolved FP32 model.
+pub(super) fn quantized_root(ctx: &Context, fp32: &ResolvedModel) -> PathBuf {
+    let folder = fp32
+        .onnx_dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    ctx.cache
+        .root
+        .join("quantized")
+        .join(format!("{}-{}", &fp32.source_sha256[..16], folder))
+}
+
 /// Where the cache keeps the INT8 folder of a resolved FP32 model for these options.
 fn cached_dir(
     ctx: &Context,
@@ -104,19 +117,10 @@ fn cached_dir(
     } else {
         format!("-{}", &crate::fsutil::sha256_bytes(key.as_bytes())[..12])
     };
-    let folder = fp32
-        .onnx_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    ctx.cache
-        .root
-        .join("quantized")
-        .join(format!("{}-{}", &fp32.source_sha256[..16], folder))
-        .join(format!(
-            "int8-{}-q{QUANT_REVISION}{scope}",
-            options.recipe.name()
-        ))
+    quantized_root(ctx, fp32).join(format!(
+        "int8-{}-q{QUANT_REVISION}{scope}",
+        options.recipe.name()
+    ))
 }
 
 /// Runs every graph of the model in `dir` once: Whisper on a second of noise, BLIP on a question about a
@@ -236,7 +240,7 @@ fn build(
 }
 
 /// The quantization sidecar of a model folder, if it has one.
-fn read_sidecar(dir: &Path) -> Result<Option<QuantSummary>> {
+pub(super) fn read_sidecar(dir: &Path) -> Result<Option<QuantSummary>> {
     let sidecar = dir.join(SIDECAR_FILE);
     match std::fs::read_to_string(&sidecar) {
         Ok(text) => Ok(Some(
@@ -372,7 +376,7 @@ fn open_with<P>(
 }
 
 /// The accuracy-control record of a model folder, if accuracy control chose it.
-fn read_control(dir: &Path) -> Result<Option<AccuracyControl>> {
+pub(super) fn read_control(dir: &Path) -> Result<Option<AccuracyControl>> {
     let file = dir.join(crate::results::control::SIDECAR_FILE);
     match std::fs::read_to_string(&file) {
         Ok(text) => Ok(Some(

@@ -55,6 +55,14 @@ impl ResolvedModel {
     pub fn is_blip(&self) -> bool {
         self.onnx_dir.join(blip::model::VISION_FILE).is_file()
     }
+
+    pub fn kind(&self) -> crate::results::Kind {
+        if self.is_blip() {
+            crate::results::Kind::Blip
+        } else {
+            crate::results::Kind::Whisper
+        }
+    }
 }
 
 /// The name results carry for a model spec: a built-in's own name, else the folder's name.

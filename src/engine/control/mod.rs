@@ -14,7 +14,7 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 
 use super::calibrate::{calibrate, copy_other_graphs, run_observed, CalibrationItems};
-use super::variants::QuantSetup;
+use super::variants::{read_control, read_sidecar, QuantSetup};
 use super::workload::Workload;
 use super::{Context, Event, Stage, Task};
 use crate::config::{MeasureConfig, ModelEntry};
@@ -25,7 +25,6 @@ use crate::quant::{observe, quantize_folder, Calibration, QuantOptions, QuantSum
 use crate::results::control::{
     AccuracyControl, Budget, ControlOp, ControlStep, StepAction, ValidationSet, SIDECAR_FILE,
 };
-use crate::results::Kind;
 
 pub use search::Limits;
 
@@ -109,22 +108,17 @@ fn validation_manifest(spec: &Path, ctx: &Context, sink: &mut dyn FnMut(Event)) 
 
 /// The validation items the ranking runs the model on: the first `size` of the manifest (0 = all).
 fn ranking_items(manifest_path: &Path, size: usize) -> Result<CalibrationItems> {
-    let take = |n: usize| if size == 0 { n } else { size.min(n) };
+    let n = if size == 0 { usize::MAX } else { size };
     Ok(match manifest::kind_of(manifest_path)? {
         manifest::ManifestKind::Speech => {
             let all = manifest::load_speech(manifest_path)?;
-            CalibrationItems::Speech(
-                all.into_iter()
-                    .take(take(usize::MAX))
-                    .map(|i| i.audio)
-                    .collect(),
-            )
+            CalibrationItems::Speech(all.into_iter().take(n).map(|i| i.audio).collect())
         }
         manifest::ManifestKind::Vqa => {
             let all = manifest::load_vqa(manifest_path)?;
             CalibrationItems::Vqa(
                 all.into_iter()
-                    .take(take(usize::MAX))
+                    .take(n)
                     .map(|i| (i.image, i.question))
                     .collect(),
             )
@@ -287,6 +281,23 @@ pub fn sensitivity(req: &Request, ctx: &Context, sink: &mut dyn FnMut(Event)) ->
     })
 }
 
+/// The metric of a validation workload's only arm, with progress as `Stage::Validate`.
+fn validate_arm(
+    w: &mut dyn Workload,
+    task: &Task,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<super::workload::Evaluated> {
+    w.evaluate(0, &ctx.cancel, &mut |done, total, _| {
+        sink(Event::Progress {
+            task: task.clone(),
+            stage: Stage::Validate,
+            done,
+            total,
+        })
+    })
+}
+
 /// Builds and validates the model of each step.
 struct RealTrial<'a> {
     p: &'a Prepared,
@@ -322,16 +333,8 @@ impl search::Trial for RealTrial<'_> {
         let dir = self.build(step, reverted)?;
         let entry = validation_entry(self.p, self.req, &dir.display().to_string(), vec![]);
         let mut w = open(&entry, &self.req.measure, self.ctx, &mut |_| {})?;
-        let sink = &mut *self.sink;
         let task = Task::new(&self.p.fp32.name, &[&format!("step {step}")]);
-        let e = w.evaluate(0, &self.ctx.cancel, &mut |done, total, _| {
-            sink(Event::Progress {
-                task: task.clone(),
-                stage: Stage::Validate,
-                done,
-                total,
-            })
-        })?;
+        let e = validate_arm(w.as_mut(), &task, self.ctx, &mut *self.sink)?;
         self.dirs.push(dir);
         e.accuracy.value.with_context(|| {
             format!("step {step}: the model has no accuracy on the validation set")
@@ -460,21 +463,11 @@ fn cached_dir(ctx: &Context, p: &Prepared, req: &Request, validation_sha256: &st
         "max_seconds": req.limits.max_seconds,
     })
     .to_string();
-    let folder = p
-        .fp32
-        .onnx_dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    ctx.cache
-        .root
-        .join("quantized")
-        .join(format!("{}-{}", &p.fp32.source_sha256[..16], folder))
-        .join(format!(
-            "int8-{}-ac-{}",
-            req.recipe.name(),
-            &crate::fsutil::sha256_bytes(key.as_bytes())[..12]
-        ))
+    super::variants::quantized_root(ctx, &p.fp32).join(format!(
+        "int8-{}-ac-{}",
+        req.recipe.name(),
+        &crate::fsutil::sha256_bytes(key.as_bytes())[..12]
+    ))
 }
 
 /// Runs the search and publishes the chosen model into `out` (or the cache; an existing folder is
@@ -504,10 +497,7 @@ pub fn accuracy_control(
         None => cached_dir(ctx, &p, req, &sha256),
     };
     if out.is_none() {
-        if let (Ok(summary), Ok(record)) = (
-            read_json::<QuantSummary>(&dst.join(crate::quant::SIDECAR_FILE)),
-            read_json::<AccuracyControl>(&dst.join(SIDECAR_FILE)),
-        ) {
+        if let (Ok(Some(summary)), Ok(Some(record))) = (read_sidecar(&dst), read_control(&dst)) {
             sink(Event::Note(format!(
                 "accuracy control {}: using {} (chosen earlier for the same request)",
                 p.fp32.name,
@@ -521,15 +511,12 @@ pub fn accuracy_control(
         }
     }
     let metric = p.fp32.kind().metric();
-    let task = Task::new(&p.fp32.name, &["fp32"]);
-    let base = fp32.evaluate(0, &ctx.cancel, &mut |done, total, _| {
-        sink(Event::Progress {
-            task: task.clone(),
-            stage: Stage::Validate,
-            done,
-            total,
-        })
-    })?;
+    let base = validate_arm(
+        fp32.as_mut(),
+        &Task::new(&p.fp32.name, &["fp32"]),
+        ctx,
+        sink,
+    )?;
     let fp32_value = base.accuracy.value.context("FP32 has no accuracy on the validation set (a model with random weights cannot be accuracy-controlled)")?;
     let items = base.accuracy.n.unwrap_or(0);
     drop(fp32);
@@ -607,54 +594,21 @@ pub fn accuracy_control(
     })
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
-    serde_json::from_str(&text).with_context(|| path.display().to_string())
-}
-
-/// Copies the chosen step's folder beside `dst`, adds the record, and renames it into place whole.
+/// Copies the chosen step's folder, adds the record, and puts it in place whole.
 fn publish(step_dir: &Path, dst: &Path, record: &AccuracyControl) -> Result<QuantSummary> {
-    let parent = dst
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".publish-")
-        .tempdir_in(parent)
-        .with_context(|| parent.display().to_string())?;
-    for entry in std::fs::read_dir(step_dir)
-        .with_context(|| step_dir.display().to_string())?
-        .flatten()
-    {
-        let from = entry.path();
-        if from.is_file() {
-            std::fs::copy(&from, tmp.path().join(entry.file_name()))
-                .with_context(|| from.display().to_string())?;
+    crate::fsutil::write_dir_atomic(dst, |tmp| {
+        for entry in std::fs::read_dir(step_dir)
+            .with_context(|| step_dir.display().to_string())?
+            .flatten()
+        {
+            let from = entry.path();
+            if from.is_file() {
+                std::fs::copy(&from, tmp.join(entry.file_name()))
+                    .with_context(|| from.display().to_string())?;
+            }
         }
-    }
-    let text = serde_json::to_string_pretty(record).expect("record serialises") + "\n";
-    std::fs::write(tmp.path().join(SIDECAR_FILE), text)
-        .with_context(|| tmp.path().display().to_string())?;
-    let summary: QuantSummary = read_json(&tmp.path().join(crate::quant::SIDECAR_FILE))?;
-    if dst.exists() {
-        std::fs::remove_dir_all(dst).with_context(|| dst.display().to_string())?;
-    }
-    std::fs::rename(tmp.keep(), dst).with_context(|| dst.display().to_string())?;
-    Ok(summary)
-}
-
-/// The kind a resolved model is.
-trait KindOf {
-    fn kind(&self) -> Kind;
-}
-
-impl KindOf for ResolvedModel {
-    fn kind(&self) -> Kind {
-        if self.is_blip() {
-            Kind::Blip
-        } else {
-            Kind::Whisper
-        }
-    }
+        let text = serde_json::to_string_pretty(record).expect("record serialises") + "\n";
+        std::fs::write(tmp.join(SIDECAR_FILE), text).with_context(|| tmp.display().to_string())
+    })?;
+    read_sidecar(dst)?.with_context(|| format!("{}: no quantization sidecar", dst.display()))
 }

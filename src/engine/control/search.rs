@@ -55,11 +55,11 @@ struct State<'a> {
 
 impl State<'_> {
     /// Validates `reverted` (or recalls the step that already did) and returns that step's index.
-    fn try_set(&mut self, action: StepAction, reverted: &[String]) -> Result<(usize, bool)> {
+    fn try_set(&mut self, action: StepAction, reverted: &[String]) -> Result<usize> {
         let mut key = reverted.to_vec();
         key.sort();
         if let Some(&i) = self.seen.get(&key) {
-            return Ok((i, false));
+            return Ok(i);
         }
         let step = self.trajectory.len();
         let value = self.trial.validate(step, reverted)?;
@@ -87,7 +87,7 @@ impl State<'_> {
         self.trajectory.push(s);
         self.sets.push(reverted.to_vec());
         self.seen.insert(key, step);
-        Ok((step, true))
+        Ok(step)
     }
 
     fn holds(&self, step: usize) -> bool {
@@ -114,7 +114,7 @@ pub fn search(
         seen: BTreeMap::new(),
     };
     let mut reverted: Vec<String> = Vec::new();
-    let (mut current, _) = st.try_set(StepAction::Start, &reverted)?;
+    let mut current = st.try_set(StepAction::Start, &reverted)?;
     let mut stopped_by = None;
     // Reverting every op is the float model (and no INT8 model at all): at most all but one.
     let cap = limits.max_reverts.min(ranking.len().saturating_sub(1));
@@ -126,7 +126,7 @@ pub fn search(
         }
         let op = ranking[reverted.len()].clone();
         reverted.push(op.clone());
-        current = st.try_set(StepAction::Revert { op }, &reverted)?.0;
+        current = st.try_set(StepAction::Revert { op }, &reverted)?;
     }
     // Then the shortest prefix of the ranking that holds, by bisection between the longest prefix known to
     // fail and `cap` (assuming that reverting more never hurts).
@@ -134,7 +134,7 @@ pub fn search(
         let mut lo = reverted.len();
         let prefix = |n: usize| ranking[..n].to_vec();
         let revert_to = |count: usize| StepAction::RevertFirst { count };
-        let (top, _) = st.try_set(revert_to(cap), &prefix(cap))?;
+        let top = st.try_set(revert_to(cap), &prefix(cap))?;
         if st.holds(top) {
             let mut hi = cap;
             current = top;
@@ -143,7 +143,7 @@ pub fn search(
                     break;
                 }
                 let mid = (lo + hi) / 2;
-                let (step, _) = st.try_set(revert_to(mid), &prefix(mid))?;
+                let step = st.try_set(revert_to(mid), &prefix(mid))?;
                 if st.holds(step) {
                     hi = mid;
                     current = step;
@@ -175,7 +175,7 @@ pub fn search(
                 break;
             }
             let without: Vec<String> = reverted.iter().filter(|o| *o != op).cloned().collect();
-            let (step, _) = st.try_set(
+            let step = st.try_set(
                 StepAction::Requantize {
                     op: op.clone(),
                     kept: false,
