@@ -11,6 +11,19 @@ fn main() {
             println!("cargo:rustc-env=QUANTBENCH_GIT_COMMIT={commit}");
         }
     }
+    // Dirty: tracked files differ from HEAD. Re-checked whenever the sources or the index change.
+    for watched in [".git/index", "src", "Cargo.toml", "Cargo.lock", "build.rs"] {
+        println!("cargo:rerun-if-changed={watched}");
+    }
+    if let Ok(out) = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+    {
+        if out.status.success() {
+            let dirty = !out.stdout.is_empty();
+            println!("cargo:rustc-env=QUANTBENCH_GIT_DIRTY={dirty}");
+        }
+    }
     println!("cargo:rerun-if-changed=proto/onnx.proto");
     let fds =
         protox::compile(["proto/onnx.proto"], ["proto"]).expect("proto/onnx.proto must compile");

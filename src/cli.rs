@@ -8,9 +8,26 @@ use crate::config::Variant;
 use crate::quant::calib::Estimator;
 use crate::quant::{Recipe, SmoothAlpha};
 use crate::results::control::DropType;
+use crate::results::shard::ShardSpec;
 
 fn drop_type(text: &str) -> Result<DropType, String> {
     DropType::parse(text)
+}
+
+fn shard(text: &str) -> Result<ShardSpec, String> {
+    ShardSpec::parse(text)
+}
+
+/// `2%` or `0.02`.
+fn share(text: &str) -> Result<f64, String> {
+    let value = match text.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    };
+    value
+        .ok()
+        .filter(|v| (0.0..1.0).contains(v))
+        .ok_or_else(|| format!("expected a share such as 2% or 0.02, got `{text}`"))
 }
 
 fn variant(text: &str) -> Result<Variant, String> {
@@ -127,9 +144,58 @@ pub enum Command {
         /// Only the first N items
         #[arg(long, default_value_t = 0)]
         limit: usize,
-        /// Write the per-item and total results here as JSON
+        /// Write the per-item and total results here as JSON (with --shard: the shard's per-item counts)
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Evaluate shard I of N (0-based): the items at positions ≡ I mod N. Default: from
+        /// $JOB_COMPLETION_INDEX with --shard-count (Kubernetes Indexed Job), or from $SLURM_ARRAY_TASK_ID
+        /// and $SLURM_ARRAY_TASK_COUNT (Slurm array)
+        #[arg(long, value_parser = shard, requires = "json")]
+        shard: Option<ShardSpec>,
+        /// N, when I comes from the environment
+        #[arg(long, conflicts_with = "shard", requires = "json")]
+        shard_count: Option<usize>,
+    },
+    /// Gate a release on a JSON report: exit 0 if every verdict holds, 3 if one fails, 1 if the report
+    /// is unreadable or incomplete
+    Gate {
+        report: PathBuf,
+        #[command(flatten)]
+        gate: GateArgs,
+    },
+    /// Compare two JSON reports: per series faster / slower / no change, accuracy and size changes,
+    /// verdicts that flipped
+    Compare {
+        old: PathBuf,
+        new: PathBuf,
+        /// Also write the comparison as markdown here
+        #[arg(long)]
+        md: Option<PathBuf>,
+        /// Changes of the median under this share are "no change" (e.g. 2% or 0.02)
+        #[arg(long, default_value = "2%", value_parser = share)]
+        noise: f64,
+        /// Exit 3 when a latency regressed beyond the noise, accuracy fell, or a verdict began failing
+        #[arg(long, value_parser = ["regression"])]
+        fail_on: Option<String>,
+        /// Compare rows whose model or dataset hashes differ
+        #[arg(long)]
+        force: bool,
+    },
+    /// Merge the shard files of a sharded `eval` into accuracy totals (never latency) and gate them
+    Merge {
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Write the merged result (a report with accuracy-only rows) here
+        #[arg(long)]
+        json: PathBuf,
+        /// Fail (exit 3) when a variant's accuracy drops more than this many points from FP32's
+        #[arg(long)]
+        max_accuracy_drop_points: Option<f64>,
+        /// Fail (exit 3) when a variant keeps less than this share of FP32's accuracy
+        #[arg(long)]
+        min_relative_accuracy: Option<f64>,
+        #[command(flatten)]
+        gate: GateArgs,
     },
     /// Quantize a model to INT8; writes the model folder (same layout) and quantization.json. With
     /// --max-drop: quantization with accuracy control (ops reverted to float until the drop on --validate
@@ -180,7 +246,29 @@ pub enum Command {
         config: PathBuf,
         #[arg(long, default_value = "reports")]
         out: PathBuf,
+        /// Gate the finished report as `quantbench gate` does (with its --junit / --summary files)
+        #[arg(long)]
+        gate: bool,
+        #[command(flatten)]
+        gate_args: GateArgs,
+        /// Re-run and list every difference from this earlier report outside latency (exit 3 if any)
+        #[arg(long)]
+        check_repro: Option<PathBuf>,
     },
+}
+
+/// What a gate writes besides its exit code.
+#[derive(Args, Debug, Default, Clone)]
+pub struct GateArgs {
+    /// Gate an incomplete (interrupted) report on its finished rows
+    #[arg(long)]
+    pub allow_incomplete: bool,
+    /// Write JUnit XML here: a testsuite per model, a testcase per verdict
+    #[arg(long)]
+    pub junit: Option<PathBuf>,
+    /// Write a short markdown verdict table here
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
 }
 
 /// What to quantize and how: the recipe and its parameters, shared by `quantize` and `sensitivity`.

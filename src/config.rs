@@ -54,6 +54,9 @@ pub struct MeasureConfig {
     pub adaptive: bool,
     /// Time budget of the adaptive rounds, per model entry.
     pub max_seconds: f64,
+    /// Stop at the first dataset item that fails (audio that does not decode, an image that does not
+    /// load); by default the item is recorded as failed in its row and left out.
+    pub stop_on_error: bool,
 }
 
 impl Default for MeasureConfig {
@@ -66,6 +69,7 @@ impl Default for MeasureConfig {
             max_ci_share: 0.02,
             adaptive: false,
             max_seconds: 600.0,
+            stop_on_error: false,
         }
     }
 }

@@ -110,15 +110,12 @@ impl Cache {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
-        let download = tempfile::Builder::new()
-            .prefix(".download-")
-            .tempdir_in(dir)
-            .map_err(|e| {
-                fail(format!(
-                    "cannot create a temp folder in {}: {e}",
-                    dir.display()
-                ))
-            })?;
+        let download = crate::fsutil::work_dir(dir, "download").map_err(|e| {
+            fail(format!(
+                "cannot create a temp folder in {}: {e}",
+                dir.display()
+            ))
+        })?;
         let mut wheels = Vec::new();
         for (i, w) in asset.wheels.iter().enumerate() {
             progress(&format!(

@@ -1,10 +1,13 @@
 //! One module per subcommand; each wires the engine to a face. `run` only dispatches.
 
 mod caption;
+mod compare;
 mod convert;
 mod eval;
 mod export;
 mod fetch;
+mod gate;
+mod merge;
 mod progress;
 mod quantize;
 mod report;
@@ -23,8 +26,14 @@ pub use progress::Progress;
 /// How a command ended, when it did not fail.
 pub enum Outcome {
     Done,
-    /// `report` wrote its files but a threshold failed: each failure, for a `threshold failed:` line.
+    /// `report` or `gate`: a threshold failed; each failure, for a `threshold failed:` line (exit 3).
     ThresholdFailed(Vec<String>),
+    /// `compare --fail-on regression`: each regression, for a `regression:` line (exit 3).
+    Regressed(Vec<String>),
+    /// `report --check-repro`: each difference outside latency, for a `not reproduced:` line (exit 3).
+    NotReproduced(Vec<String>),
+    /// `report` was stopped by a signal and wrote a partial report (exit 130).
+    Interrupted,
 }
 
 pub use crate::errors::one_line;
@@ -87,6 +96,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             manifest,
             limit,
             json,
+            shard,
+            shard_count,
         } => eval::run(
             &context(&cli, None, None),
             eval::Args {
@@ -95,8 +106,41 @@ pub fn run(cli: Cli) -> Result<Outcome> {
                 manifest,
                 limit: *limit,
                 json: json.as_deref(),
+                shard: eval::shard_of(*shard, *shard_count, &|k| std::env::var(k).ok())?,
             },
             &mut sink,
+        ),
+        Command::Gate { report, gate } => gate::run(report, gate),
+        Command::Compare {
+            old,
+            new,
+            md,
+            noise,
+            fail_on,
+            force,
+        } => compare::run(compare::Args {
+            old,
+            new,
+            md: md.as_deref(),
+            noise: *noise,
+            fail_on_regression: fail_on.is_some(),
+            force: *force,
+        }),
+        Command::Merge {
+            shards,
+            json,
+            max_accuracy_drop_points,
+            min_relative_accuracy,
+            gate,
+        } => merge::run(
+            shards,
+            json,
+            &crate::config::Thresholds {
+                max_accuracy_drop_points: *max_accuracy_drop_points,
+                min_relative_accuracy: *min_relative_accuracy,
+                ..Default::default()
+            },
+            gate,
         ),
         Command::Quantize { .. } => quantize::run(&context(&cli, None, None), command, &mut sink),
         Command::Sensitivity {
@@ -112,6 +156,21 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             *top,
             &mut sink,
         ),
-        Command::Report { config, out } => report::run(&cli, config, out, &mut sink),
+        Command::Report {
+            config,
+            out,
+            gate,
+            gate_args,
+            check_repro,
+        } => report::run(
+            &cli,
+            report::Args {
+                config,
+                out,
+                gate: gate.then_some(gate_args),
+                check_repro: check_repro.as_deref(),
+            },
+            &mut sink,
+        ),
     }
 }

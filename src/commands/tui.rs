@@ -20,6 +20,7 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
     crate::tui::run(crate::tui::Options {
         cache: Cache::new(cli.cache_dir.clone(), cli.wheelhouse.clone()),
         config_path: cli.config.clone(),
+        provenance: crate::engine::Provenance::of(&cli.config),
         out_dir: cli.out.clone(),
         experiment: exp,
         threads,

@@ -8,7 +8,8 @@ pub mod manifest;
 use std::path::Path;
 
 /// A dataset's content hash: sha256 over the manifest's hash and, in first-mention order, the hash of every
-/// file it names. A file named many times (an image behind several questions) is read once.
+/// file it names. A file named many times (an image behind several questions) is read once; one that
+/// cannot be read counts as `unreadable` (its item fails on its own, and is reported there).
 pub fn dataset_sha256<'a>(
     manifest: &Path,
     files: impl IntoIterator<Item = &'a Path>,
@@ -19,7 +20,7 @@ pub fn dataset_sha256<'a>(
     let mut lines = vec![hash(manifest)?];
     for f in files {
         if seen.insert(f) {
-            lines.push(hash(f)?);
+            lines.push(hash(f).unwrap_or_else(|_| "unreadable".to_string()));
         }
     }
     Ok(crate::fsutil::sha256_bytes(lines.join("\n").as_bytes()))
@@ -42,7 +43,10 @@ mod tests {
             |files: &[&std::path::Path]| super::dataset_sha256(&m, files.iter().copied()).unwrap();
         assert_eq!(h(&[&a, &b, &a]), h(&[&a, &b]));
         assert_ne!(h(&[&a, &b]), h(&[&b, &a]));
-        let e = super::dataset_sha256(&m, [dir.path().join("gone").as_path()]).unwrap_err();
+        // A file that cannot be read is hashed as such (its item fails on its own); the manifest must be read.
+        let gone = dir.path().join("gone");
+        assert_ne!(h(&[&a, &gone]), h(&[&a]));
+        let e = super::dataset_sha256(&gone, [a.as_path()]).unwrap_err();
         assert!(format!("{e:#}").contains("gone"), "{e:#}");
     }
 }

@@ -18,8 +18,8 @@ use crate::measure::stats::Stats;
 use crate::measure::{caption, vqa};
 use crate::models::blip::{builtin, BlipModel, BlipPipeline};
 use crate::results::{
-    Accuracy, CaptionEvalResult, CaptionItemResult, Evaluation, Kind, Metric, VqaEvalResult,
-    VqaItemResult, WorstItem,
+    Accuracy, CaptionEvalResult, CaptionItemResult, Evaluation, FailedItem, Kind, Metric,
+    VqaEvalResult, VqaItemResult, WorstItem,
 };
 
 /// Worst items a row keeps.
@@ -40,10 +40,34 @@ fn first(items_len: usize, limit: usize) -> usize {
     }
 }
 
-fn answer_item(pipeline: &mut BlipPipeline, it: &VqaItem) -> Result<(VqaItemResult, u32)> {
-    let image = load_rgb(&it.image)?;
+/// An item's image; when it does not load, the item is recorded in `failed` (and `None` returned), unless
+/// the run stops on errors.
+fn image_or_failed(
+    path: &Path,
+    item: &str,
+    stop_on_error: bool,
+    failed: &mut Vec<FailedItem>,
+) -> Result<Option<image::RgbImage>> {
+    match load_rgb(path) {
+        Ok(image) => Ok(Some(image)),
+        Err(e) if !stop_on_error => {
+            failed.push(FailedItem {
+                item: item.to_string(),
+                error: e.to_string(),
+            });
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn answer_item(
+    pipeline: &mut BlipPipeline,
+    it: &VqaItem,
+    image: &image::RgbImage,
+) -> Result<(VqaItemResult, u32)> {
     let a = pipeline
-        .answer(&image, &it.question)
+        .answer(image, &it.question)
         .with_context(|| format!("{} ({})", it.image.display(), it.question))?;
     let accuracy = vqa::accuracy(&a.text, &it.answers);
     Ok((
@@ -88,10 +112,13 @@ fn vqa_result(model: &str, manifest: &Path, items: Vec<VqaItemResult>) -> VqaEva
     }
 }
 
-fn caption_item(pipeline: &mut BlipPipeline, it: &CaptionItem) -> Result<CaptionItemResult> {
-    let image = load_rgb(&it.image)?;
+fn caption_item(
+    pipeline: &mut BlipPipeline,
+    it: &CaptionItem,
+    image: &image::RgbImage,
+) -> Result<CaptionItemResult> {
     let c = pipeline
-        .caption(&image)
+        .caption(image)
         .with_context(|| it.image.display().to_string())?;
     Ok(CaptionItemResult {
         image: it.image_rel.clone(),
@@ -137,13 +164,15 @@ pub fn evaluate_vqa(
     (model, variant): (&str, &str),
     manifest: &Path,
     limit: usize,
+    shard: Option<crate::results::shard::ShardSpec>,
     sink: &mut dyn FnMut(Event),
 ) -> Result<VqaEvalResult> {
     let mut items = load_vqa(manifest)?;
     items.truncate(first(items.len(), limit));
+    let items = super::whisper::select(items, shard);
     let mut out = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        out.push(answer_item(pipeline, it)?.0);
+        out.push(answer_item(pipeline, it, &load_rgb(&it.image)?)?.0);
         progress((model, variant), i + 1, items.len(), sink);
     }
     Ok(vqa_result(model, manifest, out))
@@ -161,7 +190,7 @@ pub fn evaluate_captions(
     items.truncate(first(items.len(), limit));
     let mut out = Vec::new();
     for (i, it) in items.iter().enumerate() {
-        out.push(caption_item(pipeline, it)?);
+        out.push(caption_item(pipeline, it, &load_rgb(&it.image)?)?);
         progress((model, variant), i + 1, items.len(), sink);
     }
     Ok(caption_result(model, manifest, out))
@@ -188,6 +217,24 @@ pub fn open_blip(spec: &str, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Resu
     let dir = blip_dir(spec, ctx, sink)?;
     let model = BlipModel::open(&dir, ctx.threads).with_context(|| format!("BLIP model {spec}"))?;
     Ok(BlipPipeline::new(model))
+}
+
+/// A manifest named on the command line: a file, or easy-VQA's `easy-vqa:test` / `easy-vqa:train`
+/// (prepared in the cache on first use).
+pub fn dataset_manifest(
+    spec: &Path,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<PathBuf> {
+    let split = if spec == Path::new(EASY_VQA_TEST) {
+        easy_vqa::Split::Test
+    } else if spec == Path::new(crate::config::EASY_VQA_TRAIN) {
+        easy_vqa::Split::Train
+    } else {
+        anyhow::ensure!(spec.is_file(), "{}: no such manifest", spec.display());
+        return Ok(spec.to_path_buf());
+    };
+    Ok(easy_vqa::prepare(&ctx.cache, split, &mut |m| sink(Event::Note(m.to_string())))?.vqa)
 }
 
 /// The VQA and caption manifests of an entry.
@@ -220,12 +267,13 @@ pub struct BlipWorkload {
     random_weights: bool,
     threads: usize,
     only_series: Vec<String>,
+    stop_on_error: bool,
 }
 
 impl BlipWorkload {
     pub fn open(
         entry: &ModelEntry,
-        _measure: &MeasureConfig,
+        measure: &MeasureConfig,
         ctx: &Context,
         sink: &mut dyn FnMut(Event),
     ) -> Result<Self> {
@@ -235,17 +283,32 @@ impl BlipWorkload {
             Some(c) => load_captions(c)?,
             None => Vec::new(),
         };
+        // The timed inputs: the first `latency_samples` that load (the evaluation records those that do not).
         let n = entry.latency_samples.max(1);
-        let questions = vqa_items
-            .iter()
-            .take(n)
-            .map(|q| Ok((load_rgb(&q.image)?, q.question.clone())))
-            .collect::<Result<_>>()?;
-        let caption_images = caption_items
-            .iter()
-            .take(n)
-            .map(|c| Ok(load_rgb(&c.image)?))
-            .collect::<Result<_>>()?;
+        let mut unused = Vec::new();
+        let stop = measure.stop_on_error;
+        let mut questions: Vec<(image::RgbImage, String)> = Vec::new();
+        for q in &vqa_items {
+            if questions.len() == n {
+                break;
+            }
+            if let Some(image) = image_or_failed(&q.image, &q.image_rel, stop, &mut unused)? {
+                questions.push((image, q.question.clone()));
+            }
+        }
+        let mut caption_images = Vec::new();
+        for c in &caption_items {
+            if caption_images.len() == n {
+                break;
+            }
+            caption_images.extend(image_or_failed(&c.image, &c.image_rel, stop, &mut unused)?);
+        }
+        anyhow::ensure!(
+            !questions.is_empty(),
+            "{}: no image of the dataset could be loaded (first: {})",
+            vqa_manifest.display(),
+            unused.first().map_or("", |f| f.error.as_str())
+        );
         vqa_items.truncate(first(vqa_items.len(), entry.limit));
         caption_items.truncate(first(caption_items.len(), entry.limit));
         let mut files: Vec<&Path> = vqa_items.iter().map(|i| i.image.as_path()).collect();
@@ -272,6 +335,7 @@ impl BlipWorkload {
             random_weights,
             threads: ctx.threads,
             only_series: entry.only_series.clone(),
+            stop_on_error: stop,
         })
     }
 }
@@ -389,24 +453,37 @@ impl Workload for BlipWorkload {
                 ),
                 worst: Vec::new(),
                 evaluation: None,
+                failed: Vec::new(),
             });
         }
         let p = &mut self.pipelines[arm].pipeline;
         let total = self.vqa_items.len() + self.caption_items.len();
         let mut answers = Vec::new();
+        let mut failed = Vec::new();
         let mut sum = 0.0;
         for (i, it) in self.vqa_items.iter().enumerate() {
             cancel.check()?;
-            let (r, _) = answer_item(p, it)?;
-            sum += r.accuracy;
-            answers.push(r);
-            progress(i + 1, total, Some(sum / (i + 1) as f64));
+            let image = image_or_failed(&it.image, &it.image_rel, self.stop_on_error, &mut failed)?;
+            if let Some(image) = image {
+                let (r, _) = answer_item(p, it, &image)?;
+                sum += r.accuracy;
+                answers.push(r);
+            }
+            progress(i + 1, total, Some(sum / answers.len().max(1) as f64));
         }
+        anyhow::ensure!(
+            !answers.is_empty(),
+            "{}: no question could be answered: no image loaded",
+            self.vqa_manifest.display()
+        );
         let vqa = vqa_result(&self.name, &self.vqa_manifest, answers);
         let mut captions = Vec::new();
         for (i, it) in self.caption_items.iter().enumerate() {
             cancel.check()?;
-            captions.push(caption_item(p, it)?);
+            let image = image_or_failed(&it.image, &it.image_rel, self.stop_on_error, &mut failed)?;
+            if let Some(image) = image {
+                captions.push(caption_item(p, it, &image)?);
+            }
             progress(self.vqa_items.len() + i + 1, total, Some(vqa.accuracy));
         }
         let captions = self
@@ -429,6 +506,7 @@ impl Workload for BlipWorkload {
             },
             worst: worst(&vqa.items),
             evaluation: Some(Evaluation::Vqa { vqa, captions }),
+            failed,
         })
     }
 

@@ -127,9 +127,7 @@ fn collect(
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<Stats> {
-    let work = tempfile::Builder::new()
-        .prefix(".calibrate-")
-        .tempdir_in(dir.parent().unwrap_or(Path::new(".")))
+    let work = crate::fsutil::work_dir(dir.parent().unwrap_or(Path::new(".")), "calibrate")
         .context("cannot create a calibration folder")?;
     let observed = instrument_folder(dir, work.path(), files, &options.ignored)?;
     let stats: Arc<Mutex<Stats>> = Arc::new(Mutex::new(

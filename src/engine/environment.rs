@@ -44,6 +44,7 @@ pub fn environment(threads: usize) -> Environment {
         git_commit: option_env!("QUANTBENCH_GIT_COMMIT")
             .unwrap_or("unknown")
             .into(),
+        git_dirty: option_env!("QUANTBENCH_GIT_DIRTY") == Some("true"),
         os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
     }
 }

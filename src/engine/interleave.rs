@@ -278,6 +278,12 @@ fn assemble(
     let mut rows = Vec::new();
     for (arm, ((info, eval), finished)) in arms.iter().zip(evaluated).zip(measured).enumerate() {
         let mut warnings = Vec::new();
+        let failed = w.failed_items().len() + eval.failed.len();
+        if failed > 0 {
+            warnings.push(format!(
+                "{failed} dataset items failed and are left out of this row (see failed_items)"
+            ));
+        }
         let mut series = BTreeMap::new();
         let mut speedup = BTreeMap::new();
         for (name, f) in finished {
@@ -318,6 +324,7 @@ fn assemble(
             dataset: dataset.clone(),
             dataset_sha256: dataset_sha256.clone(),
             parts: info.parts.clone(),
+            files: info.files.clone(),
             quantization: info.quantization.clone(),
             accuracy_control: info.accuracy_control.clone(),
             series,
@@ -332,6 +339,11 @@ fn assemble(
                 setup
             },
             evaluation: eval.evaluation,
+            failed_items: {
+                let mut failed = w.failed_items();
+                failed.extend(eval.failed);
+                failed
+            },
         });
     }
     // Accuracy against the baseline row, then the verdicts.
@@ -380,6 +392,7 @@ mod tests {
                 bytes,
                 sha256: "h".into(),
             }],
+            files: Vec::new(),
             quantization: None,
             accuracy_control: None,
         }
@@ -446,6 +459,7 @@ mod tests {
                 },
                 worst: Vec::new(),
                 evaluation: None,
+                failed: Vec::new(),
             })
         }
         fn dataset(&self) -> (String, String) {

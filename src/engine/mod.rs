@@ -18,12 +18,15 @@ pub mod workload;
 
 pub use crate::models::blip::builtin::BUILTIN_BLIP;
 pub use blip::{
-    blip_dir, evaluate_captions, evaluate_vqa, export_builtin, open_blip, BlipWorkload,
+    blip_dir, dataset_manifest, evaluate_captions, evaluate_vqa, export_builtin, open_blip,
+    BlipWorkload,
 };
 pub use calibrate::{CalibrationSet, DEFAULT_CALIBRATION};
 pub use environment::environment;
 pub use events::{Event, Stage, Task};
-pub use run::{experiment_result, run_experiment, Cancel, Cancelled, Context};
+pub use run::{
+    experiment_result, is_cancelled, run_experiment, Cancel, Cancelled, Context, Provenance,
+};
 pub use variants::{open_blip_variant, open_variant, quantize, Opened, QuantSetup, BASELINE};
 pub use whisper::{evaluate, WhisperWorkload};
 pub use workload::Workload;

@@ -69,10 +69,38 @@ pub(super) fn open_workload(
     })
 }
 
-/// Every entry of `exp` through the one loop; the rows in the experiment's order.
+/// What a report records of how it was made: the experiment file's text and sha256, and the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Provenance {
+    pub config_file: PathBuf,
+    pub config: String,
+    pub config_sha256: String,
+    pub command_line: Vec<String>,
+}
+
+impl Provenance {
+    /// Reads the experiment file as it is now (call it when the experiment is loaded).
+    pub fn of(config_file: &Path) -> Self {
+        let bytes = std::fs::read(config_file).unwrap_or_default();
+        Provenance {
+            config_file: config_file.to_path_buf(),
+            config: String::from_utf8_lossy(&bytes).into_owned(),
+            config_sha256: crate::fsutil::sha256_bytes(&bytes),
+            command_line: std::env::args().collect(),
+        }
+    }
+}
+
+/// Whether `e` is a run stopped through its [`Cancel`].
+pub fn is_cancelled(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Cancelled>())
+}
+
+/// Every entry of `exp` through the one loop; the rows in the experiment's order. A run stopped through
+/// `ctx.cancel` returns the rows finished so far, `complete: false`, and the entry that was running.
 pub fn run_experiment(
     exp: &Experiment,
-    config_file: &Path,
+    provenance: &Provenance,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<ExperimentResult> {
@@ -80,40 +108,20 @@ pub fn run_experiment(
     ctx.init_runtime(sink)?;
     let mut rows = Vec::new();
     for entry in &exp.models {
-        let mut entry = entry.clone();
-        if let Some(ac) = &entry.accuracy_control {
-            let outcome = super::control::accuracy_control(
-                &super::control::Request::of_entry(&entry, ac, &exp.measure),
-                None,
-                false,
-                ctx,
-                sink,
-            )?;
-            entry.extra_arms.push((ac.label(), outcome.dir));
-        }
-        let mut workload = open_workload(&entry, &exp.measure, ctx, sink)?;
-        let mut measured = super::interleave::run(
-            workload.as_mut(),
-            &exp.measure,
-            &entry.thresholds,
-            &ctx.cancel,
-            sink,
-        )?;
-        for row in &mut measured {
-            if let Some(ac) = &row.accuracy_control {
-                row.verdicts.push(crate::results::Verdict {
-                    check: "accuracy_control.validation_drop".into(),
-                    limit: ac.budget.max_drop,
-                    value: Some(ac.drop),
-                    pass: ac.met,
-                });
+        match run_entry(entry, exp, ctx, sink) {
+            Ok(measured) => rows.extend(measured),
+            Err(e) if is_cancelled(&e) => {
+                let mut result =
+                    experiment_result(exp, provenance, ctx.threads, started, rows, false);
+                result.interrupted = Some(entry.model.clone());
+                return Ok(result);
             }
+            Err(e) => return Err(e),
         }
-        rows.extend(measured);
     }
     Ok(experiment_result(
         exp,
-        config_file,
+        provenance,
         ctx.threads,
         started,
         rows,
@@ -121,10 +129,49 @@ pub fn run_experiment(
     ))
 }
 
+fn run_entry(
+    entry: &ModelEntry,
+    exp: &Experiment,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<Vec<Row>> {
+    ctx.cancel.check()?;
+    let mut entry = entry.clone();
+    if let Some(ac) = &entry.accuracy_control {
+        let outcome = super::control::accuracy_control(
+            &super::control::Request::of_entry(&entry, ac, &exp.measure),
+            None,
+            false,
+            ctx,
+            sink,
+        )?;
+        entry.extra_arms.push((ac.label(), outcome.dir));
+    }
+    let mut workload = open_workload(&entry, &exp.measure, ctx, sink)?;
+    let mut measured = super::interleave::run(
+        workload.as_mut(),
+        &exp.measure,
+        &entry.thresholds,
+        &ctx.cancel,
+        sink,
+    )?;
+    for row in &mut measured {
+        if let Some(ac) = &row.accuracy_control {
+            row.verdicts.push(crate::results::Verdict {
+                check: "accuracy_control.validation_drop".into(),
+                limit: ac.budget.max_drop,
+                value: Some(ac.drop),
+                pass: ac.met,
+            });
+        }
+    }
+    Ok(measured)
+}
+
 /// The outcome of `exp` from the rows measured since `started` (also what the TUI saves mid-session).
 pub fn experiment_result(
     exp: &Experiment,
-    config_file: &Path,
+    provenance: &Provenance,
     threads: usize,
     started: chrono::DateTime<chrono::Utc>,
     rows: Vec<Row>,
@@ -136,7 +183,11 @@ pub fn experiment_result(
         name: exp.name.clone(),
         started_utc: started.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         finished_utc: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        config_file: config_file.display().to_string(),
+        config_file: provenance.config_file.display().to_string(),
+        config: provenance.config.clone(),
+        config_sha256: provenance.config_sha256.clone(),
+        command_line: provenance.command_line.clone(),
+        interrupted: None,
         environment: super::environment(threads),
         measure: serde_json::to_value(&exp.measure).unwrap_or_default(),
         settings_changed: Vec::new(),

@@ -17,7 +17,7 @@ use crate::quant::{
     SIDECAR_FILE,
 };
 use crate::results::control::AccuracyControl;
-use crate::results::PartSize;
+use crate::results::{FileHash, PartSize};
 
 /// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
 const QUANT_REVISION: u32 = 2;
@@ -184,9 +184,7 @@ fn build(
 ) -> Result<QuantSummary> {
     let parent = dst.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".quantize-")
-        .tempdir_in(parent)
+    let tmp = crate::fsutil::work_dir(parent, "quantize")
         .with_context(|| parent.display().to_string())?;
     let files = crate::models::graph_files(&fp32.onnx_dir);
     let task = Task::new(&fp32.name, &[options.recipe.name()]);
@@ -250,21 +248,41 @@ pub(super) fn read_sidecar(dir: &Path) -> Result<Option<QuantSummary>> {
     }
 }
 
-/// Size and sha256 of each graph of a model folder.
-fn part_sizes(dir: &Path) -> Result<Vec<PartSize>> {
-    crate::models::graph_files(dir)
+/// Every file of a model folder by content (hidden files aside), and the graphs among them as parts.
+pub(crate) fn folder_contents(dir: &Path) -> Result<(Vec<PartSize>, Vec<FileHash>)> {
+    let mut files = Vec::new();
+    let entries = std::fs::read_dir(dir).with_context(|| dir.display().to_string())?;
+    for e in entries {
+        let e = e.with_context(|| dir.display().to_string())?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        if name.starts_with('.') || !p.is_file() {
+            continue;
+        }
+        files.push(FileHash {
+            bytes: std::fs::metadata(&p)
+                .with_context(|| p.display().to_string())?
+                .len(),
+            sha256: crate::fsutil::sha256_file(&p).with_context(|| p.display().to_string())?,
+            file: name,
+        });
+    }
+    files.sort_by(|a, b| a.file.cmp(&b.file));
+    let parts = crate::models::graph_files(dir)
         .into_iter()
         .map(|f| {
-            let p = dir.join(f);
+            let h = files
+                .iter()
+                .find(|h| h.file == f)
+                .with_context(|| dir.join(f).display().to_string())?;
             Ok(PartSize {
                 part: f.trim_end_matches(".onnx").to_string(),
-                bytes: std::fs::metadata(&p)
-                    .with_context(|| p.display().to_string())?
-                    .len(),
-                sha256: crate::fsutil::sha256_file(&p).with_context(|| p.display().to_string())?,
+                bytes: h.bytes,
+                sha256: h.sha256.clone(),
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((parts, files))
 }
 
 /// A model opened in one variant, with what it is.
@@ -274,6 +292,7 @@ pub struct Opened<P = Pipeline> {
     pub variant: String,
     pub onnx_dir: PathBuf,
     pub parts: Vec<PartSize>,
+    pub files: Vec<FileHash>,
     pub quantization: Option<QuantSummary>,
     pub accuracy_control: Option<AccuracyControl>,
 }
@@ -286,6 +305,7 @@ impl<P> Opened<P> {
             baseline: self.quantization.is_none(),
             source_sha256: self.model.source_sha256.clone(),
             parts: self.parts.clone(),
+            files: self.files.clone(),
             quantization: self.quantization.clone(),
             accuracy_control: self.accuracy_control.clone(),
         }
@@ -356,7 +376,7 @@ fn open_with<P>(
         total: 1,
     });
     let pipeline = open(&dir, ctx.threads)?;
-    let parts = part_sizes(&dir)?;
+    let (parts, files) = folder_contents(&dir)?;
     let accuracy_control = read_control(&dir)?;
     sink(Event::Opened {
         model: fp32.name.clone(),
@@ -370,6 +390,7 @@ fn open_with<P>(
         variant,
         onnx_dir: dir,
         parts,
+        files,
         quantization,
         accuracy_control,
     })

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{Context as _, Result};
+use anyhow::{bail, Context as _, Result};
 
 use super::variants::{open_arms, Opened};
 use super::workload::{ArmInfo, EvalProgress, Evaluated, Sample, Workload};
@@ -15,7 +15,10 @@ use crate::measure::normalizer::normalize;
 use crate::measure::stats::Stats;
 use crate::measure::wer::{char_counts, word_counts, word_diff, EditCounts};
 use crate::models::whisper::{DecodeOptions, Pipeline, StepState, WhisperModel};
-use crate::results::{Accuracy, EvalResult, Evaluation, ItemResult, Kind, Metric, WorstItem};
+use crate::results::shard::ShardSpec;
+use crate::results::{
+    Accuracy, EvalResult, Evaluation, FailedItem, ItemResult, Kind, Metric, WorstItem,
+};
 
 /// Worst items a row keeps.
 const WORST: usize = 5;
@@ -26,6 +29,19 @@ fn load_items(manifest_path: &Path, limit: usize) -> Result<Vec<manifest::Speech
         items.truncate(limit);
     }
     Ok(items)
+}
+
+/// The items of `shard`, in dataset order (all of them without one).
+pub(super) fn select<T>(items: Vec<T>, shard: Option<ShardSpec>) -> Vec<T> {
+    match shard {
+        None => items,
+        Some(s) => items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| s.holds(*i))
+            .map(|(_, it)| it)
+            .collect(),
+    }
 }
 
 fn decode_all(items: &[manifest::SpeechItem]) -> Result<Vec<audio::Audio>> {
@@ -56,6 +72,7 @@ fn transcribe(
         .with_context(|| item.audio.display().to_string())?;
     let (r, h) = (normalize(&item.text), normalize(&t.text));
     let words = word_counts(&r, &h);
+    let chars = char_counts(&r, &h);
     Ok(Scored {
         item: ItemResult {
             audio: item.audio_rel.clone(),
@@ -64,8 +81,10 @@ fn transcribe(
             latency_ms: t.total.as_secs_f64() * 1e3,
             word_errors: words.errors(),
             reference_words: words.reference_len,
+            char_errors: chars.errors(),
+            reference_chars: chars.reference_len,
         },
-        chars: char_counts(&r, &h),
+        chars,
         words,
         tokens: t.tokens.len() as u32,
         in_ort: t.in_ort,
@@ -105,9 +124,10 @@ pub fn evaluate(
     (model, variant): (&str, &str),
     manifest_path: &Path,
     limit: usize,
+    shard: Option<ShardSpec>,
     sink: &mut dyn FnMut(Event),
 ) -> Result<EvalResult> {
-    let items = load_items(manifest_path, limit)?;
+    let items = select(load_items(manifest_path, limit)?, shard);
     let clips = decode_all(&items)?;
     let mut out = Vec::new();
     for (i, (item, clip)) in items.iter().zip(&clips).enumerate() {
@@ -161,6 +181,8 @@ pub struct WhisperWorkload {
     /// Per arm, end-to-end time in all and inside ONNX Runtime calls (ms).
     e2e_time: Vec<(f64, f64)>,
     only_series: Vec<String>,
+    /// Items whose audio did not decode, left out.
+    failed: Vec<FailedItem>,
 }
 
 impl WhisperWorkload {
@@ -170,10 +192,31 @@ impl WhisperWorkload {
         ctx: &Context,
         sink: &mut dyn FnMut(Event),
     ) -> Result<Self> {
-        let items = load_items(&entry.dataset, entry.limit)?;
-        let clips = decode_all(&items)?;
+        let listed = load_items(&entry.dataset, entry.limit)?;
         let dataset_sha256 =
-            crate::data::dataset_sha256(&entry.dataset, items.iter().map(|i| i.audio.as_path()))?;
+            crate::data::dataset_sha256(&entry.dataset, listed.iter().map(|i| i.audio.as_path()))?;
+        let (mut items, mut clips, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+        for item in listed {
+            match audio::load_16k(&item.audio) {
+                Ok(clip) => {
+                    clips.push(clip);
+                    items.push(item);
+                }
+                Err(e) if !measure.stop_on_error => failed.push(FailedItem {
+                    item: item.audio_rel.clone(),
+                    error: e.to_string(),
+                }),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if items.is_empty() {
+            bail!(
+                "{}: no item of the dataset could be used ({} failed; first: {})",
+                entry.dataset.display(),
+                failed.len(),
+                failed.first().map_or("", |f| f.error.as_str())
+            );
+        }
         let pipelines = open_arms(entry, ctx, sink, |dir, threads| {
             Ok(Pipeline::new(
                 WhisperModel::open(dir, threads)?,
@@ -199,6 +242,7 @@ impl WhisperWorkload {
             e2e_passes: measure.e2e_passes,
             states: Vec::new(),
             only_series: entry.only_series.clone(),
+            failed,
         })
     }
 }
@@ -318,7 +362,12 @@ impl Workload for WhisperWorkload {
             },
             worst: worst(&result.items),
             evaluation: Some(Evaluation::Speech(result)),
+            failed: Vec::new(),
         })
+    }
+
+    fn failed_items(&self) -> Vec<FailedItem> {
+        self.failed.clone()
     }
 
     fn dataset(&self) -> (String, String) {

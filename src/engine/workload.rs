@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use anyhow::Result;
 
 use super::Cancel;
-use crate::results::{Accuracy, Evaluation, Kind, PartSize, WorstItem};
+use crate::results::{Accuracy, Evaluation, FailedItem, FileHash, Kind, PartSize, WorstItem};
 
 /// One timed sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -25,6 +25,7 @@ pub struct ArmInfo {
     pub baseline: bool,
     pub source_sha256: String,
     pub parts: Vec<PartSize>,
+    pub files: Vec<FileHash>,
     pub quantization: Option<crate::quant::QuantSummary>,
     pub accuracy_control: Option<crate::results::control::AccuracyControl>,
 }
@@ -35,6 +36,8 @@ pub struct Evaluated {
     pub accuracy: Accuracy,
     pub worst: Vec<WorstItem>,
     pub evaluation: Option<Evaluation>,
+    /// Items that failed during this evaluation, left out of the accuracy.
+    pub failed: Vec<FailedItem>,
 }
 
 /// Progress of an evaluation: items done of total, and the metric over the items so far.
@@ -64,6 +67,10 @@ pub trait Workload {
         cancel: &Cancel,
         progress: EvalProgress,
     ) -> Result<Evaluated>;
+    /// Items that failed before any arm ran (audio that does not decode, images that do not load).
+    fn failed_items(&self) -> Vec<FailedItem> {
+        Vec::new()
+    }
     /// The dataset's path and content hash.
     fn dataset(&self) -> (String, String);
     /// How the series were measured, for the rows (threads, cache length, samples, …).

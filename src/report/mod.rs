@@ -1,5 +1,7 @@
 //! Results → files. One `Exporter` per format; `write_report` writes every format atomically.
 
+mod compare;
+mod gate;
 mod json;
 mod markdown;
 mod summary;
@@ -8,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 use crate::results::ExperimentResult;
 
+pub use compare::comparison_markdown;
+pub use gate::{junit, verdict_table};
 pub use json::Json;
 pub use markdown::Markdown;
 pub use summary::summary;
@@ -23,11 +27,21 @@ pub fn write_report(result: &ExperimentResult, out: &Path) -> std::io::Result<Ve
         .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
         .unwrap_or_else(|_| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
     let exporters: [&dyn Exporter; 2] = [&Markdown, &Json];
-    let mut written = Vec::new();
-    for e in exporters {
-        let path = out.join(format!("{stamp}-{}.{}", result.name, e.extension()));
-        crate::fsutil::write_atomic(&path, e.render(result).as_bytes())?;
-        written.push(path);
-    }
+    let rendered: Vec<(PathBuf, String)> = exporters
+        .iter()
+        .map(|e| {
+            (
+                out.join(format!("{stamp}-{}.{}", result.name, e.extension())),
+                e.render(result),
+            )
+        })
+        .collect();
+    // Markdown and JSON are published as a pair or not at all.
+    let files: Vec<(&Path, &[u8])> = rendered
+        .iter()
+        .map(|(p, text)| (p.as_path(), text.as_bytes()))
+        .collect();
+    crate::fsutil::write_all_atomic(&files)?;
+    let written = rendered.into_iter().map(|(p, _)| p).collect();
     Ok(written)
 }

@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod compare;
 pub mod control;
+pub mod gate;
+pub mod repro;
+pub mod shard;
 
 use crate::measure::stats::{Histogram, Ratio, Stats};
 use crate::measure::wer::{EditCounts, MarkedWords};
@@ -223,6 +227,23 @@ pub struct PartSize {
     pub sha256: String,
 }
 
+/// Size and content hash of one file a model folder is made of (graphs, tokenizer, config, sidecars).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileHash {
+    /// The file's name inside the model folder.
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A dataset item the workload could not use (audio that does not decode, an image that does not load),
+/// left out of the row's accuracy and latency.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FailedItem {
+    pub item: String,
+    pub error: String,
+}
+
 /// One model in one variant: what it is, its series, its accuracy, and how it compares with FP32.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Row {
@@ -233,6 +254,9 @@ pub struct Row {
     pub dataset: String,
     pub dataset_sha256: String,
     pub parts: Vec<PartSize>,
+    /// Every file of the variant's model folder, by content.
+    #[serde(default)]
+    pub files: Vec<FileHash>,
     /// The recipe's sidecar, for quantized variants.
     pub quantization: Option<crate::quant::QuantSummary>,
     /// How the model was chosen, when quantization with accuracy control made it.
@@ -252,6 +276,9 @@ pub struct Row {
     /// Per-item outcomes behind the accuracy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub evaluation: Option<Evaluation>,
+    /// Items of the dataset that failed and were left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_items: Vec<FailedItem>,
 }
 
 impl Row {
@@ -285,6 +312,11 @@ pub struct ItemResult {
     /// Word edits after Whisper normalisation.
     pub word_errors: usize,
     pub reference_words: usize,
+    /// Character edits after Whisper normalisation (what CER sums).
+    #[serde(default)]
+    pub char_errors: usize,
+    #[serde(default)]
+    pub reference_chars: usize,
 }
 
 /// `quantbench eval` on speech: per item and totals.
@@ -362,6 +394,9 @@ pub struct Environment {
     pub ort_library: String,
     pub quantbench_version: String,
     pub git_commit: String,
+    /// The working tree the binary was built from had uncommitted changes.
+    #[serde(default)]
+    pub git_dirty: bool,
     pub os: String,
 }
 
@@ -374,6 +409,17 @@ pub struct ExperimentResult {
     pub started_utc: String,
     pub finished_utc: String,
     pub config_file: String,
+    /// The experiment file's text as it was read, and its sha256.
+    #[serde(default)]
+    pub config: String,
+    #[serde(default)]
+    pub config_sha256: String,
+    /// The command line that made the report.
+    #[serde(default)]
+    pub command_line: Vec<String>,
+    /// The entry that was running when the run was stopped (incomplete reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted: Option<String>,
     pub environment: Environment,
     /// The measurement settings the rows were measured with.
     #[serde(default)]

@@ -29,6 +29,8 @@ const TICK: Duration = Duration::from_millis(250);
 pub struct Options {
     pub experiment: Experiment,
     pub config_path: PathBuf,
+    /// The experiment file as it was read, for the reports.
+    pub provenance: engine::Provenance,
     pub out_dir: PathBuf,
     pub cache: Cache,
     pub threads: usize,
@@ -65,6 +67,13 @@ pub fn run(opts: Options) -> Result<()> {
     worker::spawn_input(tx.clone());
     let result = event_loop(&mut terminal, &mut app, &rx, &tx, &opts);
     ratatui::restore();
+    if app.save_on_exit && !app.finished_rows().is_empty() {
+        let paths = save(&app, &opts)?;
+        eprintln!("quantbench: stopped mid-run; partial report (complete: false):");
+        for p in paths {
+            eprintln!("{}", p.display());
+        }
+    }
     if std::env::var_os("QUANTBENCH_TUI_STATS").is_some() {
         let f = &app.frame;
         let mean = f.total.as_secs_f64() * 1e3 / f.frames.max(1) as f64;
@@ -149,15 +158,17 @@ fn execute(
                 threads: app.settings.threads,
                 cancel: Default::default(),
             };
-            *worker = Some(Worker::start(
-                exp,
-                opts.config_path.clone(),
-                ctx,
-                tx.clone(),
-            ));
+            *worker = Some(Worker::start(exp, opts.provenance.clone(), ctx, tx.clone()));
         }
-        Command::Stop | Command::Quit => {
+        Command::Stop => {
             if let Some(w) = worker {
+                w.cancel.cancel();
+            }
+        }
+        Command::Quit => {
+            if let Some(w) = worker {
+                // Quitting mid-run keeps what finished: the loop saves a partial report once the run stops.
+                app.save_on_exit = true;
                 w.cancel.cancel();
             }
         }
@@ -191,7 +202,7 @@ pub fn save(app: &App, opts: &Options) -> Result<Vec<PathBuf>> {
     );
     let mut result = engine::experiment_result(
         &app.experiment,
-        &app.config_path,
+        &opts.provenance,
         app.settings.threads,
         app.first_run_utc.unwrap_or_else(chrono::Utc::now),
         rows,
@@ -217,6 +228,7 @@ mod tests {
         let opts = Options {
             experiment: a.experiment.clone(),
             config_path: "quantbench.toml".into(),
+            provenance: Default::default(),
             out_dir: dir.path().join("reports"),
             cache: Cache::new(Some(dir.path().join("cache")), None),
             threads: 2,

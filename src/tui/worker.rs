@@ -1,7 +1,6 @@
 //! The engine on a worker thread. Everything the UI loop hears arrives as one [`Msg`] on one channel: keys
 //! from the input thread, engine events and the end of a run from the worker.
 
-use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 
@@ -9,7 +8,7 @@ use ratatui::crossterm::event;
 
 use super::app::Outcome;
 use crate::config::Experiment;
-use crate::engine::{self, Cancel, Cancelled, Context};
+use crate::engine::{self, Cancel, Cancelled, Context, Provenance};
 
 /// The engine thread's name; the TUI's panic hook leaves the terminal alone for it.
 pub const ENGINE_THREAD: &str = "quantbench-engine";
@@ -27,7 +26,7 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub fn start(exp: Experiment, config: PathBuf, ctx: Context, tx: Sender<Msg>) -> Worker {
+    pub fn start(exp: Experiment, provenance: Provenance, ctx: Context, tx: Sender<Msg>) -> Worker {
         let cancel = ctx.cancel.clone();
         let handle = std::thread::Builder::new()
             .name(ENGINE_THREAD.into())
@@ -38,9 +37,10 @@ impl Worker {
                 };
                 // A panic in the engine ends the run as a failure; the UI goes on.
                 let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    engine::run_experiment(&exp, &config, &ctx, &mut sink)
+                    engine::run_experiment(&exp, &provenance, &ctx, &mut sink)
                 }));
                 let outcome = match run {
+                    Ok(Ok(r)) if !r.complete => Outcome::Stopped,
                     Ok(Ok(_)) => Outcome::Done,
                     Ok(Err(e)) if e.chain().any(|c| c.is::<Cancelled>()) => Outcome::Stopped,
                     Ok(Err(e)) => Outcome::Failed(crate::errors::one_line(&e)),

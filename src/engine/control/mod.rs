@@ -92,18 +92,8 @@ pub struct Ranked {
 
 /// A validation manifest by path, or easy-VQA's training split prepared in the cache.
 fn validation_manifest(spec: &Path, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Result<PathBuf> {
-    if spec == Path::new(crate::config::EASY_VQA_TRAIN) {
-        return Ok(crate::data::easy_vqa::prepare(
-            &ctx.cache,
-            crate::data::easy_vqa::Split::Train,
-            &mut |m| sink(Event::Note(m.to_string())),
-        )?
-        .vqa);
-    }
-    if !spec.is_file() {
-        bail!("{}: no such validation manifest", spec.display());
-    }
-    Ok(spec.to_path_buf())
+    super::blip::dataset_manifest(spec, ctx, sink)
+        .with_context(|| format!("validation set {}", spec.display()))
 }
 
 /// The validation items the ranking runs the model on: the first `size` of the manifest (0 = all).
@@ -152,10 +142,8 @@ fn prepare(req: &Request, ctx: &Context, sink: &mut dyn FnMut(Event)) -> Result<
     let set = req.setup.calibration_set(req.recipe, &fp32, ctx, sink)?;
     let root = ctx.cache.root.join("quantized");
     std::fs::create_dir_all(&root).with_context(|| root.display().to_string())?;
-    let work = tempfile::Builder::new()
-        .prefix(".control-")
-        .tempdir_in(&root)
-        .with_context(|| root.display().to_string())?;
+    let work =
+        crate::fsutil::work_dir(&root, "control").with_context(|| root.display().to_string())?;
     let task = Task::new(&fp32.name, &[req.recipe.name()]);
     let (src, calibration) = match &set {
         Some(set) => {

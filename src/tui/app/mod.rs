@@ -171,6 +171,8 @@ pub struct App {
     pub settings: Settings,
     pub original: Settings,
     pub quitting: bool,
+    /// Quit was asked while a run was going: save what finished once it stops.
+    pub save_on_exit: bool,
     pub color: bool,
     pub opened: Instant,
     /// When the first run of this session started (the saved report's start).
@@ -213,6 +215,7 @@ impl App {
             detail_scroll: 0,
             settings,
             original: settings,
+            save_on_exit: false,
             quitting: false,
             color: true,
             opened: now,
