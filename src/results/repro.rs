@@ -20,6 +20,8 @@ const TIMING_KEYS: &[&str] = &[
     "eta_seconds",
 ];
 
+const SIDECARS: &[&str] = &[crate::quant::SIDECAR_FILE, super::control::SIDECAR_FILE];
+
 /// At most this many differences are listed per row; the rest are counted.
 const PER_ROW: usize = 12;
 
@@ -28,6 +30,15 @@ fn strip(v: &mut Value) {
         Value::Object(map) => {
             for k in TIMING_KEYS {
                 map.remove(*k);
+            }
+            // The sidecars carry the time quantizing took; their content is compared field by field
+            // (`quantization`, `accuracy_control`), so their file hashes are not.
+            if let Some(Value::Array(files)) = map.get_mut("files") {
+                files.retain(|f| {
+                    !f.get("file")
+                        .and_then(Value::as_str)
+                        .is_some_and(|n| SIDECARS.contains(&n))
+                });
             }
             if let Some(Value::Array(verdicts)) = map.get_mut("verdicts") {
                 verdicts.retain(|v| {
