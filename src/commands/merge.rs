@@ -73,6 +73,8 @@ pub fn run(
         .collect::<Result<Vec<_>>>()?;
     let merged = merge(&files)?;
     let mut rows: Vec<Row> = merged.iter().map(row_of).collect();
+    // FP32 first, as in a report: the baseline of the other rows.
+    rows.sort_by_key(|r| r.variant != crate::engine::BASELINE);
     if let Some(base) = rows
         .iter()
         .position(|r| r.variant == crate::engine::BASELINE)
