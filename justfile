@@ -1,4 +1,5 @@
-# quantbench tasks. Get `just` with: pip install rust-just
+# quantbench tasks: shorthands for the plain cargo commands the README gives (`just` is optional:
+# pip install rust-just).
 
 set shell := ["bash", "-euo", "pipefail", "-c"]
 
@@ -6,11 +7,14 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 report *ARGS:
     cargo run --release --quiet -- report {{ARGS}}
 
-# Every test: unit, reference (real models, real speech), bad inputs. Fetches assets on first use.
+# Every test: unit, reference (real models, real speech), bad inputs. Assets are fetched on first use.
 test:
-    cargo build --release --quiet
-    ./target/release/quantbench fetch onnxruntime whisper-tiny.en whisper-base easy-vqa
-    cargo test --release -- --test-threads 1
+    cargo test --release
+
+# Run the default experiment and compare it against the committed baseline (reports/baseline/)
+compare *ARGS:
+    cargo run --release --quiet -- report --out reports/latest {{ARGS}}
+    cargo run --release --quiet -- compare "$(ls reports/baseline/*.json | tail -1)" "$(ls reports/latest/*.json | tail -1)" --md reports/latest/compare-baseline.md
 
 # Formatting and lints as CI expects them
 check:

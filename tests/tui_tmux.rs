@@ -252,6 +252,29 @@ fn tui_runs_saves_and_quits_in_a_real_terminal() {
         s.contains("QB_EXIT=")
     });
     assert!(after.contains("QB_EXIT=0"), "{after}");
+    // Quitting mid-run saved what had finished as a partial report, beside the earlier save.
+    assert!(
+        after.contains("partial report (complete: false)"),
+        "{after}"
+    );
+    let json = files(&out, "json");
+    assert_eq!((files(&out, "md").len(), json.len()), (2, 2), "{json:?}");
+    let partial: Vec<quantbench::results::ExperimentResult> = json
+        .iter()
+        .map(|p| {
+            quantbench::results::ExperimentResult::from_json(&std::fs::read_to_string(p).unwrap())
+                .unwrap()
+        })
+        .filter(|r| !r.complete)
+        .collect();
+    assert_eq!(partial.len(), 1);
+    assert!(
+        !partial[0]
+            .rows
+            .iter()
+            .any(|r| r.model == "whisper-tiny.en" && r.variant == "fp32"),
+        "the stopped row is not among the finished ones"
+    );
     let stats = after
         .lines()
         .find(|l| l.starts_with("quantbench tui:"))

@@ -317,6 +317,17 @@ fn row_section(out: &mut String, r: &Row) {
         &r.source_sha256[..16.min(r.source_sha256.len())],
         setup.join(", ")
     );
+    if !r.failed_items.is_empty() {
+        let _ = writeln!(
+            out,
+            "**{} dataset items failed** and are left out of this row:\n",
+            r.failed_items.len()
+        );
+        for f in &r.failed_items {
+            let _ = writeln!(out, "- `{}`: {}", f.item, f.error);
+        }
+        out.push('\n');
+    }
     out.push_str(
         "| series | n | min | median | 95 % CI of median | p90 | p99 | mean | stddev | outliers |\n\
          |---|---|---|---|---|---|---|---|---|---|\n",
@@ -490,7 +501,15 @@ impl Exporter for Markdown {
         let mut out = String::new();
         let _ = writeln!(out, "# quantbench report: {}\n", r.name);
         if !r.complete {
-            out.push_str("**Partial report**: saved before every row had finished.\n\n");
+            let during = r
+                .interrupted
+                .as_deref()
+                .map(|m| format!(" (stopped during {m})"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "**Partial report**: saved before every row had finished{during}.\n"
+            );
         }
         let _ = writeln!(
             out,
@@ -517,8 +536,19 @@ impl Exporter for Markdown {
             ),
             (
                 "quantbench",
-                format!("{} (git {})", e.quantbench_version, e.git_commit),
+                format!(
+                    "{} (git {}{})",
+                    e.quantbench_version,
+                    e.git_commit,
+                    if e.git_dirty {
+                        ", uncommitted changes"
+                    } else {
+                        ""
+                    }
+                ),
             ),
+            ("experiment file sha256", format!("`{}`", r.config_sha256)),
+            ("command", format!("`{}`", r.command_line.join(" "))),
             ("OS", e.os.clone()),
             ("measure", r.measure.to_string()),
         ] {

@@ -21,17 +21,23 @@ pub trait Exporter {
     fn render(&self, result: &ExperimentResult) -> String;
 }
 
-/// Writes `<out>/<UTC timestamp>-<name>.{md,json}` and returns the paths.
+/// Writes `<out>/<UTC timestamp>-<name>[-partial].{md,json}` and returns the paths.
 pub fn write_report(result: &ExperimentResult, out: &Path) -> std::io::Result<Vec<PathBuf>> {
     let stamp = chrono::DateTime::parse_from_rfc3339(&result.started_utc)
         .map(|t| t.format("%Y%m%dT%H%M%SZ").to_string())
         .unwrap_or_else(|_| chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string());
     let exporters: [&dyn Exporter; 2] = [&Markdown, &Json];
+    // An incomplete report never replaces a complete one of the same run.
+    let partial = if result.complete { "" } else { "-partial" };
     let rendered: Vec<(PathBuf, String)> = exporters
         .iter()
         .map(|e| {
             (
-                out.join(format!("{stamp}-{}.{}", result.name, e.extension())),
+                out.join(format!(
+                    "{stamp}-{}{partial}.{}",
+                    result.name,
+                    e.extension()
+                )),
                 e.render(result),
             )
         })
