@@ -44,6 +44,27 @@ pub fn comparison_markdown(c: &Comparison, old: &str, new: &str, noise: f64) -> 
             ));
         }
     }
+    out.push_str("\n## Speedup against FP32\n\nMeasured against FP32 in the same rounds of each run, so drift of the machine between the runs cancels.\n\n| model | variant | series | old [95 % CI] | new [95 % CI] | verdict |\n|---|---|---|---:|---:|---|\n");
+    for r in &c.rows {
+        for s in &r.speedups {
+            let verdict = match s.verdict {
+                Change::NoChange => "no change".to_string(),
+                v => format!("**{}**", v.text()),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {:.2}× [{:.2}, {:.2}] | {:.2}× [{:.2}, {:.2}] | {verdict} |\n",
+                r.model,
+                r.variant,
+                s.series,
+                s.old,
+                s.old_ci95[0],
+                s.old_ci95[1],
+                s.new,
+                s.new_ci95[0],
+                s.new_ci95[1]
+            ));
+        }
+    }
     out.push_str("\n## Accuracy and size\n\n| model | variant | metric | old | new | change (points, + = worse) | size old → new |\n|---|---|---|---:|---:|---:|---|\n");
     for r in &c.rows {
         let (metric, old, new, change) = match &r.accuracy {
@@ -101,6 +122,14 @@ pub fn comparison_markdown(c: &Comparison, old: &str, new: &str, noise: f64) -> 
             for k in list {
                 out.push_str(&format!("- {k}\n"));
             }
+        }
+    }
+    out.push_str("\n## Differences outside latency\n\n");
+    if c.other_differences.is_empty() {
+        out.push_str("None: the same config, models, data, parameters and outputs.\n");
+    } else {
+        for d in &c.other_differences {
+            out.push_str(&format!("- {d}\n"));
         }
     }
     if !c.refused.is_empty() {
