@@ -39,7 +39,12 @@ pub fn run(cli: &Cli, a: Args, sink: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let provenance = Provenance::of(a.config);
     let old = a.check_repro.map(super::gate::read_report).transpose()?;
     let ctx = super::context(cli, Some(exp.threads()), exp.runtime.ort_library.clone());
-    for dir in [a.out.to_path_buf(), ctx.cache.root.join("quantized")] {
+    // Temp folders live in the cache root's folders (quantized/, each asset's) and in the report folder.
+    let mut dirs = vec![a.out.to_path_buf(), ctx.cache.root.clone()];
+    if let Ok(entries) = std::fs::read_dir(&ctx.cache.root) {
+        dirs.extend(entries.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+    }
+    for dir in dirs {
         let removed = crate::fsutil::sweep_leftovers(&dir);
         if removed > 0 {
             sink(Event::Note(format!(

@@ -281,6 +281,7 @@ pub fn compare(
             _ => c.rows.push(row_change(a, b, noise)),
         }
     }
+    c.environment.extend(machine_drift(&c.rows, old));
     c.only_new = new
         .rows
         .iter()
@@ -288,6 +289,40 @@ pub fn compare(
         .map(key)
         .collect();
     c
+}
+
+/// When most FP32 series moved the same way beyond the noise, the machine's own speed changed between the
+/// runs (FP32 is the same model in both): a sentence saying so, with the range of the moves.
+fn machine_drift(rows: &[RowChange], old: &ExperimentResult) -> Option<String> {
+    let baseline = |r: &RowChange| {
+        old.rows
+            .iter()
+            .any(|o| o.model == r.model && o.variant == r.variant && o.vs_fp32.is_none())
+    };
+    let moves: Vec<&SeriesChange> = rows
+        .iter()
+        .filter(|r| baseline(r))
+        .flat_map(|r| &r.series)
+        .collect();
+    let count = |c: Change| moves.iter().filter(|s| s.verdict == c).count();
+    let (faster, slower) = (count(Change::Faster), count(Change::Slower));
+    let direction = if faster * 2 > moves.len() {
+        "faster"
+    } else if slower * 2 > moves.len() {
+        "slower"
+    } else {
+        return None;
+    };
+    let (lo, hi) = moves.iter().fold((f64::MAX, f64::MIN), |(lo, hi), s| {
+        (lo.min(s.change), hi.max(s.change))
+    });
+    Some(format!(
+        "the machine itself ran {direction}: {} of {} FP32 series (the same model in both reports) moved beyond the noise, by {:+.1} % to {:+.1} %; read the speedups against FP32, measured in the same rounds",
+        faster.max(slower),
+        moves.len(),
+        lo * 100.0,
+        hi * 100.0
+    ))
 }
 
 impl Comparison {
