@@ -82,21 +82,75 @@ pub fn edits<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> Vec<Edit> {
     ops
 }
 
+/// Edit counts of the alignment [`edits`] backtraces, in O(len(hypothesis)) memory: two rows of the DP, each
+/// cell carrying the counts of the path through its preferred predecessor (diagonal, then deletion, then
+/// insertion: the order the backtrace tries them, so the path is the same one). A reference of a million
+/// words costs a few rows, not gigabytes.
 pub fn align<T: PartialEq>(reference: &[T], hypothesis: &[T]) -> EditCounts {
-    let mut c = EditCounts {
-        reference_len: reference.len(),
-        ..Default::default()
-    };
-    for op in edits(reference, hypothesis) {
-        match op {
-            Edit::Hit => c.hits += 1,
-            Edit::Substitution => c.substitutions += 1,
-            Edit::Deletion => c.deletions += 1,
-            Edit::Insertion => c.insertions += 1,
-        }
+    #[derive(Clone, Copy, Default)]
+    struct Cell {
+        cost: usize,
+        hits: usize,
+        subs: usize,
+        dels: usize,
+        ins: usize,
     }
-    c
+    let m = hypothesis.len();
+    let mut prev: Vec<Cell> = (0..=m)
+        .map(|j| Cell {
+            cost: j,
+            ins: j,
+            ..Default::default()
+        })
+        .collect();
+    let mut cur = prev.clone();
+    for (i, r) in reference.iter().enumerate() {
+        cur[0] = Cell {
+            cost: i + 1,
+            dels: i + 1,
+            ..Default::default()
+        };
+        for j in 1..=m {
+            let same = *r == hypothesis[j - 1];
+            let diag = prev[j - 1].cost + usize::from(!same);
+            let (up, left) = (prev[j].cost + 1, cur[j - 1].cost + 1);
+            let best = diag.min(up).min(left);
+            cur[j] = if diag == best {
+                let mut c = prev[j - 1];
+                if same {
+                    c.hits += 1;
+                } else {
+                    c.subs += 1;
+                }
+                c
+            } else if up == best {
+                Cell {
+                    dels: prev[j].dels + 1,
+                    ..prev[j]
+                }
+            } else {
+                Cell {
+                    ins: cur[j - 1].ins + 1,
+                    ..cur[j - 1]
+                }
+            };
+            cur[j].cost = best;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    let last = prev[m];
+    EditCounts {
+        hits: last.hits,
+        substitutions: last.subs,
+        deletions: last.dels,
+        insertions: last.ins,
+        reference_len: reference.len(),
+    }
 }
+
+/// Word diffs are for showing a few worst items: past this many DP cells the words are listed unaligned,
+/// all marked, rather than allocating (n + 1)(m + 1) cells.
+const DIFF_MAX_CELLS: usize = 1 << 24;
 
 /// The words of both texts, each marked `true` when the alignment does not match it (substituted,
 /// deleted from the reference, inserted in the hypothesis).
@@ -105,6 +159,11 @@ pub type MarkedWords = Vec<(String, bool)>;
 pub fn word_diff(reference: &str, hypothesis: &str) -> (MarkedWords, MarkedWords) {
     let r: Vec<&str> = reference.split_whitespace().collect();
     let h: Vec<&str> = hypothesis.split_whitespace().collect();
+    let cells = (r.len() + 1).saturating_mul(h.len() + 1);
+    if cells > DIFF_MAX_CELLS {
+        let all = |w: &[&str]| w.iter().map(|w| (w.to_string(), true)).collect();
+        return (all(&r), all(&h));
+    }
     let (mut rw, mut hw) = (r.iter(), h.iter());
     let (mut ro, mut ho) = (Vec::new(), Vec::new());
     let take = |it: &mut std::slice::Iter<&str>, out: &mut MarkedWords, differs: bool| {
@@ -147,6 +206,50 @@ pub fn char_counts(reference: &str, hypothesis: &str) -> EditCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The counts the full backtrace gives: the reference `align` must equal.
+    fn counts_by_backtrace<T: PartialEq>(r: &[T], h: &[T]) -> EditCounts {
+        let mut c = EditCounts {
+            reference_len: r.len(),
+            ..Default::default()
+        };
+        for op in edits(r, h) {
+            match op {
+                Edit::Hit => c.hits += 1,
+                Edit::Substitution => c.substitutions += 1,
+                Edit::Deletion => c.deletions += 1,
+                Edit::Insertion => c.insertions += 1,
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn two_row_counts_follow_the_backtraced_path() {
+        let mut rng = crate::rng::XorShift64::new(7);
+        for _ in 0..2000 {
+            let mut seq = |max: u64| -> Vec<u64> {
+                let n = rng.next_u64() % max;
+                (0..n).map(|_| rng.next_u64() % 4).collect()
+            };
+            let (r, h) = (seq(12), seq(12));
+            assert_eq!(align(&r, &h), counts_by_backtrace(&r, &h), "{r:?} {h:?}");
+        }
+    }
+
+    #[test]
+    fn a_million_word_reference_needs_only_two_rows() {
+        let r: Vec<u32> = (0..1_000_000).map(|i| i % 97).collect();
+        let h: Vec<u32> = (0..50).map(|i| i % 97).collect();
+        // Full DP: 50 million cells. Two rows: 102 cells.
+        let c = align(&r, &h);
+        assert_eq!(c.hits, 50);
+        assert_eq!(c.deletions, 1_000_000 - 50);
+        assert_eq!(c.reference_len, 1_000_000);
+        let long = "a ".repeat(300_000);
+        let (rw, hw) = word_diff(&long, &long[..2000]);
+        assert_eq!((rw.len(), hw.len()), (300_000, 1000));
+    }
 
     #[test]
     fn word_diff_marks_substitutions_deletions_and_insertions() {
