@@ -91,6 +91,10 @@ pub struct Cli {
     /// Intra-op threads per ONNX Runtime session (default: every core; `report` reads the experiment file)
     #[arg(long, global = true)]
     pub threads: Option<usize>,
+    /// Load the experiment file's `[runtime] ort_library` even when it is not the pinned ONNX Runtime
+    /// (loading a library runs its code: an experiment file is code)
+    #[arg(long, global = true)]
+    pub trust_library: bool,
     /// Experiment the TUI opens (no subcommand)
     #[arg(long, default_value = "quantbench.toml")]
     pub config: PathBuf,

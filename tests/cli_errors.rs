@@ -595,3 +595,79 @@ fn export_writes_built_ins_and_refuses_unknown_names_and_existing_folders() {
     let o = quantbench(&["export", "blip-easyvqa", &out], &[]);
     expect_error(&o, &["already exists"]);
 }
+
+#[test]
+fn an_experiment_file_loads_only_the_pinned_runtime_and_a_replaced_cached_one_is_fetched_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("libonnxruntime.so.1.31.1");
+    std::fs::write(&junk, b"\x7fELF constructors would run here").unwrap();
+    let config = dir.path().join("exp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"x\"\n[runtime]\nort_library = \"{}\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"{}\"\nvariants = []\n",
+            junk.display(),
+            repo().join("datasets/speech-en/manifest.jsonl").display()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("reports");
+    let (c, o) = (config.display().to_string(), out.display().to_string());
+    let r = quantbench(&["report", "--config", &c, "--out", &o], &[]);
+    expect_error(
+        &r,
+        &[
+            "exp.toml",
+            "ort_library",
+            "not the pinned ONNX Runtime",
+            "--trust-library",
+        ],
+    );
+    assert!(!out.exists());
+    // Trusted, it is loaded, and refused for what it is.
+    let r = quantbench(
+        &["--trust-library", "report", "--config", &c, "--out", &o],
+        &[],
+    );
+    expect_error(&r, &["libonnxruntime.so.1.31.1", "cannot load"]);
+
+    // A cache whose library was replaced by one of the same size, marker intact.
+    let fetched = quantbench(&["fetch", "onnxruntime"], &[]);
+    assert_eq!(fetched.code, Some(0), "{}", fetched.stderr);
+    let real = quantbench::assets::Cache::new(None, None)
+        .root
+        .join("onnxruntime");
+    let cache = dir.path().join("cache");
+    let fake = cache.join("onnxruntime");
+    std::fs::create_dir_all(&fake).unwrap();
+    for f in std::fs::read_dir(&real).unwrap().flatten() {
+        std::fs::copy(f.path(), fake.join(f.file_name())).unwrap();
+    }
+    let lib = fake.join("libonnxruntime.so.1.31.1");
+    let len = std::fs::metadata(&lib).unwrap().len() as usize;
+    std::fs::write(&lib, vec![0x90u8; len]).unwrap();
+    let clip = repo()
+        .join("datasets/speech-en/ljspeech/LJ002-0020.wav")
+        .display()
+        .to_string();
+    let cache_arg = cache.display().to_string();
+    let r = quantbench(
+        &[
+            "--cache-dir",
+            &cache_arg,
+            "transcribe",
+            "--model",
+            "whisper-tiny.en",
+            &clip,
+        ],
+        &[("ORT_DYLIB_PATH", "")],
+    );
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("does not match its pinned sha256")
+            && r.stderr.contains("fetching it again"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("LJ002-0020.wav\t"), "{}", r.stdout);
+}

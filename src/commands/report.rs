@@ -38,6 +38,10 @@ pub fn run(cli: &Cli, a: Args, sink: &mut dyn FnMut(Event)) -> Result<Outcome> {
     let exp = Experiment::load(a.config)?;
     let provenance = Provenance::of(a.config);
     let old = a.check_repro.map(super::gate::read_report).transpose()?;
+    if let Some(lib) = &exp.runtime.ort_library {
+        crate::runtime::check_configured_library(lib, cli.trust_library)
+            .map_err(|e| anyhow::anyhow!("{}: [runtime] ort_library: {e}", a.config.display()))?;
+    }
     let ctx = super::context(cli, Some(exp.threads()), exp.runtime.ort_library.clone());
     // Temp folders live in the cache root's folders (quantized/, each asset's) and in the report folder.
     let mut dirs = vec![a.out.to_path_buf(), ctx.cache.root.clone()];

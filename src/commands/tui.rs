@@ -16,6 +16,10 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
         );
     }
     let exp = Experiment::load(&cli.config)?;
+    if let Some(lib) = &exp.runtime.ort_library {
+        crate::runtime::check_configured_library(lib, cli.trust_library)
+            .map_err(|e| anyhow::anyhow!("{}: [runtime] ort_library: {e}", cli.config.display()))?;
+    }
     let threads = cli.threads.unwrap_or_else(|| exp.threads());
     crate::tui::run(crate::tui::Options {
         cache: Cache::new(cli.cache_dir.clone(), cli.wheelhouse.clone()),

@@ -41,7 +41,65 @@ pub fn locate_library(
         return Ok(p.to_path_buf());
     }
     let dir = cache.ensure("onnxruntime", progress)?;
-    Ok(dir.join(crate::assets::ORT_LIBRARY_FILE))
+    let lib = dir.join(crate::assets::ORT_LIBRARY_FILE);
+    // The cache's marker and size say a fetch finished; the content hash says nobody replaced the library
+    // since. Its code runs in this process, so it is hashed at every start.
+    if is_pinned(&lib) {
+        return Ok(lib);
+    }
+    progress(&format!(
+        "warning: {} does not match its pinned sha256 (corrupt or replaced); fetching it again",
+        lib.display()
+    ));
+    for stale in [
+        lib.clone(),
+        lib.with_file_name(format!("{}.sha256", crate::assets::ORT_LIBRARY_FILE)),
+    ] {
+        let _ = std::fs::remove_file(stale);
+    }
+    let lib = cache
+        .ensure("onnxruntime", progress)?
+        .join(crate::assets::ORT_LIBRARY_FILE);
+    if is_pinned(&lib) {
+        Ok(lib)
+    } else {
+        Err(RuntimeError::Library {
+            path: lib,
+            what: "does not match its pinned sha256 even after fetching it again".into(),
+        })
+    }
+}
+
+/// The sha256 the asset list pins for the ONNX Runtime library.
+fn pinned_sha256() -> &'static str {
+    crate::assets::ASSETS
+        .iter()
+        .flat_map(|a| a.files)
+        .find(|f| f.path == crate::assets::ORT_LIBRARY_FILE)
+        .map_or("", |f| f.sha256)
+}
+
+fn is_pinned(lib: &Path) -> bool {
+    crate::fsutil::sha256_file(lib).is_ok_and(|h| h == pinned_sha256())
+}
+
+/// An experiment file's `[runtime] ort_library` is loaded only when it is the pinned ONNX Runtime, or when
+/// the user trusts it (`--trust-library`): loading a library runs its code.
+pub fn check_configured_library(path: &Path, trusted: bool) -> Result<(), RuntimeError> {
+    if trusted || is_pinned(path) {
+        return Ok(());
+    }
+    let what = match crate::fsutil::sha256_file(path) {
+        Ok(h) => format!(
+            "is not the pinned ONNX Runtime 1.31.1 (sha256 {h}, pinned {}); an experiment file is code: a library it names runs its constructors when loaded; pass --trust-library to load it anyway",
+            pinned_sha256()
+        ),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    Err(RuntimeError::Library {
+        path: path.to_path_buf(),
+        what,
+    })
 }
 
 /// Loads the library once per process; later calls return the same runtime.
