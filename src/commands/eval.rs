@@ -7,7 +7,7 @@ use crate::config::Variant;
 use crate::data::manifest::{kind_of, load_captions, load_speech, load_vqa, ManifestKind};
 use crate::engine::{self, Context, Event};
 use crate::results::shard::{ItemCounts, ShardFile, ShardItem, ShardSpec, SHARD_SCHEMA};
-use crate::results::{FileHash, Kind};
+use crate::results::Kind;
 
 pub struct Args<'a> {
     pub model: &'a str,
@@ -81,44 +81,47 @@ fn shard_config(limit: usize) -> (serde_json::Value, String) {
     (config, sha)
 }
 
-struct ShardSource<'a> {
-    spec: ShardSpec,
-    kind: Kind,
-    model: &'a str,
-    variant: &'a str,
-    source_sha256: &'a str,
-    files: &'a [FileHash],
-    manifest: &'a Path,
-    dataset_files: Vec<&'a Path>,
-    dataset_items: usize,
-    limit: usize,
-    threads: usize,
-}
-
-fn shard_file(s: ShardSource, items: Vec<ShardItem>) -> Result<ShardFile> {
-    let (config, config_sha256) = shard_config(s.limit);
-    Ok(ShardFile {
+/// Writes the shard file of an evaluation: `counts` are the shard's items in dataset order, `dataset_files`
+/// every file the whole (limited) dataset names.
+fn write_shard<P>(
+    a: &Args,
+    ctx: &Context,
+    opened: &engine::Opened<P>,
+    (kind, manifest): (Kind, &Path),
+    dataset_files: Vec<&Path>,
+    counts: Vec<(String, ItemCounts)>,
+) -> Result<()> {
+    let Some(spec) = a.shard else {
+        return Ok(());
+    };
+    let dataset_items = dataset_files.len();
+    let items = (0..dataset_items)
+        .filter(|&i| spec.holds(i))
+        .zip(counts)
+        .map(|(index, (item, counts))| ShardItem {
+            index,
+            item,
+            counts,
+        })
+        .collect();
+    let (config, config_sha256) = shard_config(a.limit);
+    let shard = ShardFile {
         schema: SHARD_SCHEMA.to_string(),
-        shard: s.spec,
-        model: s.model.to_string(),
-        kind: s.kind,
-        variant: s.variant.to_string(),
-        source_sha256: s.source_sha256.to_string(),
-        files: s.files.to_vec(),
-        dataset: s.manifest.display().to_string(),
-        dataset_sha256: crate::data::dataset_sha256(s.manifest, s.dataset_files)?,
-        dataset_items: s.dataset_items,
+        shard: spec,
+        model: opened.model.name.clone(),
+        kind,
+        variant: opened.variant.clone(),
+        source_sha256: opened.model.source_sha256.clone(),
+        files: opened.files.clone(),
+        dataset: manifest.display().to_string(),
+        dataset_sha256: crate::data::dataset_sha256(manifest, dataset_files)?,
+        dataset_items,
         config,
         config_sha256,
-        environment: engine::environment(s.threads),
+        environment: engine::environment(ctx.threads),
         items,
-    })
-}
-
-fn positions(total: usize, shard: Option<ShardSpec>) -> Vec<usize> {
-    (0..total)
-        .filter(|&i| shard.is_none_or(|s| s.holds(i)))
-        .collect()
+    };
+    write_json(a.json, &shard)
 }
 
 fn limited(len: usize, limit: usize) -> usize {
@@ -159,39 +162,24 @@ pub fn run(ctx: &Context, a: Args, sink: &mut dyn FnMut(Event)) -> Result<Outcom
                 r.n,
                 r.latency_ms.median_ms
             );
-            match shard {
-                None => write_json(a.json, &r)?,
-                Some(spec) => {
-                    let items = positions(total, shard)
-                        .into_iter()
-                        .zip(&r.items)
-                        .map(|(index, it)| ShardItem {
-                            index,
-                            item: it.audio.clone(),
-                            counts: ItemCounts::Speech {
-                                word_errors: it.word_errors,
-                                reference_words: it.reference_words,
-                                char_errors: it.char_errors,
-                                reference_chars: it.reference_chars,
-                            },
-                        })
-                        .collect();
-                    let source = ShardSource {
-                        spec,
-                        kind: Kind::Whisper,
-                        model: &name,
-                        variant: &variant,
-                        source_sha256: &opened.model.source_sha256,
-                        files: &opened.files,
-                        manifest,
-                        dataset_files: all[..total].iter().map(|i| i.audio.as_path()).collect(),
-                        dataset_items: total,
-                        limit: a.limit,
-                        threads: ctx.threads,
-                    };
-                    write_json(a.json, &shard_file(source, items)?)?;
-                }
+            if shard.is_none() {
+                write_json(a.json, &r)?;
             }
+            let counts = r
+                .items
+                .iter()
+                .map(|it| {
+                    let counts = ItemCounts::Speech {
+                        word_errors: it.word_errors,
+                        reference_words: it.reference_words,
+                        char_errors: it.char_errors,
+                        reference_chars: it.reference_chars,
+                    };
+                    (it.audio.clone(), counts)
+                })
+                .collect();
+            let files = all[..total].iter().map(|i| i.audio.as_path()).collect();
+            write_shard(&a, ctx, &opened, (Kind::Whisper, manifest), files, counts)?;
         }
         ManifestKind::Vqa => {
             let all = load_vqa(manifest)?;
@@ -219,40 +207,22 @@ pub fn run(ctx: &Context, a: Args, sink: &mut dyn FnMut(Event)) -> Result<Outcom
                 r.n,
                 r.latency_ms.median_ms
             );
-            match shard {
-                None => write_json(a.json, &r)?,
-                Some(spec) => {
-                    let items = positions(total, shard)
-                        .into_iter()
-                        .zip(&r.items)
-                        .map(|(index, it)| ShardItem {
-                            index,
-                            item: format!("{} {}", it.image, it.question),
-                            counts: ItemCounts::Vqa {
-                                accuracy: it.accuracy,
-                                answer_type: it
-                                    .answer_type
-                                    .clone()
-                                    .unwrap_or_else(|| "all".to_string()),
-                            },
-                        })
-                        .collect();
-                    let source = ShardSource {
-                        spec,
-                        kind: Kind::Blip,
-                        model: &name,
-                        variant: &variant,
-                        source_sha256: &opened.model.source_sha256,
-                        files: &opened.files,
-                        manifest,
-                        dataset_files: all[..total].iter().map(|i| i.image.as_path()).collect(),
-                        dataset_items: total,
-                        limit: a.limit,
-                        threads: ctx.threads,
-                    };
-                    write_json(a.json, &shard_file(source, items)?)?;
-                }
+            if shard.is_none() {
+                write_json(a.json, &r)?;
             }
+            let counts = r
+                .items
+                .iter()
+                .map(|it| {
+                    let counts = ItemCounts::Vqa {
+                        accuracy: it.accuracy,
+                        answer_type: it.answer_type.clone().unwrap_or_else(|| "all".into()),
+                    };
+                    (format!("{} {}", it.image, it.question), counts)
+                })
+                .collect();
+            let files = all[..total].iter().map(|i| i.image.as_path()).collect();
+            write_shard(&a, ctx, &opened, (Kind::Blip, manifest), files, counts)?;
         }
         _ => {
             anyhow::ensure!(

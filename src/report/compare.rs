@@ -6,6 +6,14 @@ fn ci(c: [f64; 2]) -> String {
     format!("[{:.3}, {:.3}]", c[0], c[1])
 }
 
+/// A verdict cell: changes in bold, so they stand out in a long table.
+fn verdict_cell(c: Change) -> String {
+    match c {
+        Change::NoChange => "no change".to_string(),
+        v => format!("**{}**", v.text()),
+    }
+}
+
 fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
@@ -27,10 +35,7 @@ pub fn comparison_markdown(c: &Comparison, old: &str, new: &str, noise: f64) -> 
     out.push_str("## Latency\n\n| model | variant | series | old median ms [95 % CI] | new median ms [95 % CI] | change | verdict |\n|---|---|---|---:|---:|---:|---|\n");
     for r in &c.rows {
         for s in &r.series {
-            let verdict = match s.verdict {
-                Change::NoChange => "no change".to_string(),
-                v => format!("**{}**", v.text()),
-            };
+            let verdict = verdict_cell(s.verdict);
             out.push_str(&format!(
                 "| {} | {} | {} | {:.3} {} | {:.3} {} | {:+.1} % | {verdict} |\n",
                 r.model,
@@ -47,10 +52,7 @@ pub fn comparison_markdown(c: &Comparison, old: &str, new: &str, noise: f64) -> 
     out.push_str("\n## Speedup against FP32\n\nMeasured against FP32 in the same rounds of each run, so drift of the machine between the runs cancels.\n\n| model | variant | series | old [95 % CI] | new [95 % CI] | verdict |\n|---|---|---|---:|---:|---|\n");
     for r in &c.rows {
         for s in &r.speedups {
-            let verdict = match s.verdict {
-                Change::NoChange => "no change".to_string(),
-                v => format!("**{}**", v.text()),
-            };
+            let verdict = verdict_cell(s.verdict);
             out.push_str(&format!(
                 "| {} | {} | {} | {:.2}× [{:.2}, {:.2}] | {:.2}× [{:.2}, {:.2}] | {verdict} |\n",
                 r.model,
