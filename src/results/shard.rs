@@ -281,6 +281,29 @@ pub fn merge(shards: &[(String, ShardFile)]) -> Result<Vec<Merged>, MergeError> 
             }
         }
         let total = first.dataset_items;
+        // A shard's `dataset_items` is read from a file: never allocate by it before the items given
+        // could fill it.
+        let given: usize = mine.iter().map(|(_, s)| s.items.len()).sum();
+        if given < total {
+            let mut seen: Vec<usize> = mine
+                .iter()
+                .flat_map(|(_, s)| s.items.iter().map(|it| it.index))
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            let first_missing = seen
+                .iter()
+                .enumerate()
+                .find(|(i, &x)| *i != x)
+                .map_or(seen.len(), |(i, _)| i);
+            return Err(MergeError::ItemsMissing {
+                model: first.model.clone(),
+                variant: variant.to_string(),
+                missing: total - seen.len(),
+                total,
+                first: first_missing,
+            });
+        }
         let mut by_index: Vec<Option<&ShardItem>> = vec![None; total];
         for it in mine.iter().flat_map(|(_, s)| &s.items) {
             let slot = by_index
@@ -406,6 +429,14 @@ mod tests {
         assert!(matches!(
             merge(&[a.clone(), c.clone()]),
             Err(MergeError::ItemTwice { index: 2, .. })
+        ));
+        // A hostile dataset size is an error, not an allocation.
+        let (mut huge_a, mut huge_b) = (a.clone(), shard(1, 2, &[(1, 1, 9), (3, 0, 9)]));
+        huge_a.1.dataset_items = usize::MAX / 2;
+        huge_b.1.dataset_items = usize::MAX / 2;
+        assert!(matches!(
+            merge(&[huge_a, huge_b]),
+            Err(MergeError::ItemsMissing { first: 4, .. })
         ));
         c.1.dataset_sha256 = "other".into();
         let e = merge(&[a, c]).unwrap_err().to_string();
