@@ -18,6 +18,15 @@ fn shard(text: &str) -> Result<ShardSpec, String> {
     ShardSpec::parse(text)
 }
 
+/// Seconds above zero.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| format!("expected a number of seconds above 0, got `{text}`"))
+}
+
 /// `2%` or `0.02`.
 fn share(text: &str) -> Result<f64, String> {
     let value = match text.strip_suffix('%') {
@@ -95,6 +104,9 @@ pub struct Cli {
     /// (loading a library runs its code: an experiment file is code)
     #[arg(long, global = true)]
     pub trust_library: bool,
+    /// Longest audio clip read from a file, in seconds; a longer one is refused from its header
+    #[arg(long, global = true, default_value_t = crate::data::audio::AudioLimits::DEFAULT_MAX_SECONDS, value_parser = positive_seconds)]
+    pub max_audio_seconds: f64,
     /// Experiment the TUI opens (no subcommand)
     #[arg(long, default_value = "quantbench.toml")]
     pub config: PathBuf,

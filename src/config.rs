@@ -357,8 +357,19 @@ impl Experiment {
             what,
         };
         let text = std::fs::read_to_string(path).map_err(|e| err(format!("cannot read: {e}")))?;
-        let mut exp: Experiment = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+        Self::parse(path, &text)
+    }
+
+    /// An experiment from its text; `path` names it in errors and anchors its relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Self, ConfigError> {
+        let err = |what: String| ConfigError {
+            path: path.to_path_buf(),
+            what,
+        };
+        let mut exp: Experiment = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text.get(..s.start).map_or(1, |t| t.lines().count().max(1)));
             let at = line.map(|l| format!(" at line {l}")).unwrap_or_default();
             err(format!("invalid experiment{at}: {}", e.message().trim()))
         })?;

@@ -152,6 +152,7 @@ pub fn run(ctx: &Context, a: Args, sink: &mut dyn FnMut(Event)) -> Result<Outcom
                 manifest,
                 a.limit,
                 shard,
+                &ctx.audio_limits,
                 sink,
             )?;
             println!(

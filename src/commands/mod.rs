@@ -52,6 +52,9 @@ fn context(
             .or(threads_from_config)
             .unwrap_or_else(crate::runtime::default_threads),
         cancel: Default::default(),
+        audio_limits: crate::data::audio::AudioLimits {
+            max_seconds: cli.max_audio_seconds,
+        },
     }
 }
 

@@ -17,7 +17,7 @@ pub fn run(
     // The model opens after the first file decodes, so a bad input fails fast.
     let mut pipeline = None;
     for f in files {
-        let audio = crate::data::audio::load_16k(f)?;
+        let audio = crate::data::audio::load_16k_within(f, &ctx.audio_limits)?;
         if pipeline.is_none() {
             pipeline = Some(
                 engine::open_variant(model, variant, &Default::default(), ctx, sink)?.pipeline,

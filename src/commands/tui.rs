@@ -28,6 +28,9 @@ pub fn run(cli: &Cli) -> Result<Outcome> {
         out_dir: cli.out.clone(),
         experiment: exp,
         threads,
+        audio_limits: crate::data::audio::AudioLimits {
+            max_seconds: cli.max_audio_seconds,
+        },
     })?;
     Ok(Outcome::Done)
 }

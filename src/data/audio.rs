@@ -1,6 +1,9 @@
 //! Audio in: WAV (hound: 8/16/24/32-bit int, 32-bit float) and FLAC (symphonia), mixed to mono and
-//! resampled to 16 kHz with rubato.
+//! resampled to 16 kHz with rubato. Every size a header declares is checked before anything is allocated
+//! by it: the sample rate against [`RATES`], the length against the file's size and [`AudioLimits`].
 
+use std::io::{Read, Seek};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +20,49 @@ fn err(path: &Path, what: impl Into<String>) -> AudioError {
     }
 }
 
+/// Sample rates accepted from a header: telephone-band 4 kHz up to studio 384 kHz.
+pub const RATES: RangeInclusive<u32> = 4_000..=384_000;
+/// Channels accepted from a header (WAV allows 65 535).
+pub const MAX_CHANNELS: usize = 64;
+
+/// What a clip may be; set with `--max-audio-seconds`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AudioLimits {
+    pub max_seconds: f64,
+}
+
+impl AudioLimits {
+    pub const DEFAULT_MAX_SECONDS: f64 = 2.0 * 3600.0;
+
+    fn check_duration(&self, path: &Path, frames: u64, rate: u32) -> Result<(), AudioError> {
+        let seconds = frames as f64 / f64::from(rate);
+        if seconds > self.max_seconds {
+            return Err(err(
+                path,
+                format!(
+                    "the audio is {} long, over the limit of {} (raise it with --max-audio-seconds)",
+                    hms(seconds),
+                    hms(self.max_seconds)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for AudioLimits {
+    fn default() -> Self {
+        AudioLimits {
+            max_seconds: Self::DEFAULT_MAX_SECONDS,
+        }
+    }
+}
+
+fn hms(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
 /// Mono samples in [-1, 1] at `rate` Hz.
 #[derive(Debug, Clone)]
 pub struct Audio {
@@ -30,44 +76,125 @@ impl Audio {
     }
 }
 
-/// Loads a WAV or FLAC file (decided by its first bytes, not its name) as 16 kHz mono.
+/// Loads a WAV or FLAC file (decided by its first bytes, not its name) as 16 kHz mono, within the default
+/// limits.
 pub fn load_16k(path: &Path) -> Result<Audio, AudioError> {
-    let audio = load(path)?;
+    load_16k_within(path, &AudioLimits::default())
+}
+
+pub fn load_16k_within(path: &Path, limits: &AudioLimits) -> Result<Audio, AudioError> {
+    let file = std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
+    let len = file
+        .metadata()
+        .map_err(|e| err(path, format!("cannot read: {e}")))?
+        .len();
+    decode_16k(path, file, len, limits)
+}
+
+/// [`load_16k_within`] on any reader of `len` bytes; `path` only names it in errors.
+pub fn decode_16k<R: Read + Seek + Send + Sync + 'static>(
+    path: &Path,
+    reader: R,
+    len: u64,
+    limits: &AudioLimits,
+) -> Result<Audio, AudioError> {
+    let audio = decode(path, reader, len, limits)?;
     if audio.samples.is_empty() {
         return Err(err(path, "zero-length audio (no samples)"));
+    }
+    if let Some(i) = audio.samples.iter().position(|s| !s.is_finite()) {
+        return Err(err(
+            path,
+            format!(
+                "sample {i} is {} (a float WAV must hold finite values)",
+                audio.samples[i]
+            ),
+        ));
     }
     resample(path, audio, 16_000)
 }
 
+/// Decodes at the file's own rate, mixed to mono.
 pub fn load(path: &Path) -> Result<Audio, AudioError> {
+    let file = std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
+    let len = file
+        .metadata()
+        .map_err(|e| err(path, format!("cannot read: {e}")))?
+        .len();
+    decode(path, file, len, &AudioLimits::default())
+}
+
+fn decode<R: Read + Seek + Send + Sync + 'static>(
+    path: &Path,
+    mut reader: R,
+    len: u64,
+    limits: &AudioLimits,
+) -> Result<Audio, AudioError> {
     let mut head = [0u8; 4];
-    {
-        use std::io::Read;
-        let mut f =
-            std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
-        let n = f
-            .read(&mut head)
-            .map_err(|e| err(path, format!("cannot read: {e}")))?;
-        if n < 4 {
-            return Err(err(path, "not a WAV or FLAC file (too short)"));
-        }
-    }
+    reader
+        .read_exact(&mut head)
+        .map_err(|_| err(path, "not a WAV or FLAC file (too short)"))?;
+    reader
+        .rewind()
+        .map_err(|e| err(path, format!("cannot read: {e}")))?;
     match &head {
-        b"RIFF" => load_wav(path),
-        b"fLaC" => load_flac(path),
+        b"RIFF" => decode_wav(path, reader, len, limits),
+        b"fLaC" => decode_flac(path, reader, limits),
         _ => Err(err(path, "not a WAV or FLAC file (unknown header)")),
     }
 }
 
-fn load_wav(path: &Path) -> Result<Audio, AudioError> {
-    let mut r = hound::WavReader::open(path).map_err(|e| err(path, format!("invalid WAV: {e}")))?;
-    let spec = r.spec();
-    let channels = spec.channels as usize;
-    if channels == 0 {
-        return Err(err(path, "WAV declares 0 channels"));
+fn check_rate(path: &Path, rate: u32) -> Result<(), AudioError> {
+    if !RATES.contains(&rate) {
+        return Err(err(
+            path,
+            format!(
+                "sample rate {rate} Hz is outside {}..={} Hz",
+                RATES.start(),
+                RATES.end()
+            ),
+        ));
     }
-    let declared = r.len() as usize;
-    let truncated = |declared: usize| {
+    Ok(())
+}
+
+fn check_channels(path: &Path, channels: usize) -> Result<(), AudioError> {
+    if channels == 0 || channels > MAX_CHANNELS {
+        return Err(err(
+            path,
+            format!("{channels} channels declared (1..={MAX_CHANNELS} accepted)"),
+        ));
+    }
+    Ok(())
+}
+
+fn decode_wav<R: Read>(
+    path: &Path,
+    reader: R,
+    len: u64,
+    limits: &AudioLimits,
+) -> Result<Audio, AudioError> {
+    let mut r = hound::WavReader::new(std::io::BufReader::new(reader))
+        .map_err(|e| err(path, format!("invalid WAV: {e}")))?;
+    let spec = r.spec();
+    let channels = usize::from(spec.channels);
+    check_channels(path, channels)?;
+    check_rate(path, spec.sample_rate)?;
+    let declared = u64::from(r.len());
+    limits.check_duration(path, u64::from(r.duration()), spec.sample_rate)?;
+    // The samples are collected into a vector sized from the header: a data chunk larger than the file
+    // is truncated, whatever it claims.
+    let bytes_per_sample = u64::from(spec.bits_per_sample).div_ceil(8).max(1);
+    if declared.saturating_mul(bytes_per_sample) > len {
+        return Err(err(
+            path,
+            format!(
+                "truncated WAV: the data chunk declares {declared} samples ({} bytes) but the file has {len} bytes",
+                declared.saturating_mul(bytes_per_sample)
+            ),
+        ));
+    }
+    let truncated = || {
         err(
             path,
             format!(
@@ -96,11 +223,11 @@ fn load_wav(path: &Path) -> Result<Audio, AudioError> {
             if io.kind() == std::io::ErrorKind::UnexpectedEof
                 || io.to_string().contains("enough bytes") =>
         {
-            truncated(declared)
+            truncated()
         }
         other => err(path, format!("invalid WAV data: {other}")),
     })?;
-    if interleaved.len() != declared {
+    if interleaved.len() as u64 != declared {
         return Err(err(
             path,
             format!(
@@ -115,17 +242,20 @@ fn load_wav(path: &Path) -> Result<Audio, AudioError> {
     })
 }
 
-fn load_flac(path: &Path) -> Result<Audio, AudioError> {
+fn decode_flac<R: Read + Seek + Send + Sync + 'static>(
+    path: &Path,
+    reader: R,
+    limits: &AudioLimits,
+) -> Result<Audio, AudioError> {
     use symphonia::core::audio::SampleBuffer;
     use symphonia::core::codecs::DecoderOptions;
     use symphonia::core::errors::Error as SymErr;
     use symphonia::core::formats::FormatOptions;
-    use symphonia::core::io::MediaSourceStream;
+    use symphonia::core::io::{MediaSourceStream, ReadOnlySource};
     use symphonia::core::meta::MetadataOptions;
     use symphonia::core::probe::Hint;
 
-    let file = std::fs::File::open(path).map_err(|e| err(path, format!("cannot open: {e}")))?;
-    let mss = MediaSourceStream::new(Box::new(file), Default::default());
+    let mss = MediaSourceStream::new(Box::new(ReadOnlySource::new(reader)), Default::default());
     let mut hint = Hint::new();
     hint.with_extension("flac");
     let probed = symphonia::default::get_probe()
@@ -143,13 +273,18 @@ fn load_flac(path: &Path) -> Result<Audio, AudioError> {
     let params = track.codec_params.clone();
     let track_id = track.id;
     let channels = params.channels.map(|c| c.count()).unwrap_or(0);
-    if channels == 0 {
-        return Err(err(path, "FLAC declares no channels"));
-    }
+    check_channels(path, channels)?;
     let rate = params
         .sample_rate
         .ok_or_else(|| err(path, "FLAC declares no sample rate"))?;
-    let declared = params.n_frames;
+    check_rate(path, rate)?;
+    // STREAMINFO's count is 0 ("unknown") for some streamed encodes: the decoded length is then checked
+    // against the limit as it grows, and truncation is caught by the MD5 and the frames' CRCs.
+    let declared = params.n_frames.filter(|&n| n > 0);
+    if let Some(n) = declared {
+        limits.check_duration(path, n, rate)?;
+    }
+    let has_md5 = params.verification_check.is_some();
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions { verify: true })
         .map_err(|e| err(path, format!("unsupported FLAC stream: {e}")))?;
@@ -166,18 +301,48 @@ fn load_flac(path: &Path) -> Result<Audio, AudioError> {
         let decoded = decoder
             .decode(&packet)
             .map_err(|e| err(path, format!("corrupt FLAC frame: {e}")))?;
+        if decoded.spec().channels.count() != channels {
+            return Err(err(
+                path,
+                "corrupt FLAC: a frame's channel count differs from STREAMINFO's",
+            ));
+        }
         let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, *decoded.spec());
         buf.copy_interleaved_ref(decoded);
         interleaved.extend_from_slice(buf.samples());
+        let frames = (interleaved.len() / channels) as u64;
+        match declared {
+            Some(n) if frames > n => {
+                return Err(err(
+                    path,
+                    format!("corrupt FLAC: more samples decoded than the {n} STREAMINFO declares"),
+                ))
+            }
+            None => limits.check_duration(path, frames, rate)?,
+            Some(_) => {}
+        }
     }
-    let frames = interleaved.len() / channels;
+    let frames = (interleaved.len() / channels) as u64;
     if let Some(n) = declared {
-        if (frames as u64) < n {
+        if frames < n {
             return Err(err(
                 path,
                 format!("truncated FLAC: {frames} of {n} declared samples decoded"),
             ));
         }
+    }
+    if decoder.finalize().verify_ok == Some(false) {
+        return Err(err(
+            path,
+            "corrupt FLAC: the decoded audio does not match STREAMINFO's MD5",
+        ));
+    }
+    if declared.is_none() && !has_md5 {
+        // Neither a count nor a checksum: nothing can tell a cut-off stream from a whole one.
+        return Err(err(
+            path,
+            "FLAC declares neither its length nor an MD5 in STREAMINFO, so truncation cannot be ruled out; re-encode it (flac -f)",
+        ));
     }
     Ok(Audio {
         samples: mix_to_mono(&interleaved, channels),
@@ -311,6 +476,193 @@ mod tests {
                 a.samples[i]
             );
         }
+    }
+
+    fn wav_with(dir: &Path, name: &str, spec: hound::WavSpec, frames: usize) -> PathBuf {
+        let p = dir.join(name);
+        write_wav(&p, spec, frames);
+        p
+    }
+
+    const MONO16: hound::WavSpec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+
+    /// The byte offset of a WAV's `fmt ` chunk body.
+    fn fmt_body(bytes: &[u8]) -> usize {
+        bytes.windows(4).position(|w| w == b"fmt ").unwrap() + 8
+    }
+
+    #[test]
+    fn header_sample_rates_outside_the_accepted_range_are_refused_before_resampling() {
+        let dir = tempfile::tempdir().unwrap();
+        for (rate, name) in [
+            (u32::MAX - 4, "huge.wav"),
+            (1, "one-hz.wav"),
+            (0, "zero.wav"),
+        ] {
+            let p = wav_with(dir.path(), name, MONO16, 1500);
+            let mut b = std::fs::read(&p).unwrap();
+            let at = fmt_body(&b) + 4;
+            b[at..at + 4].copy_from_slice(&rate.to_le_bytes());
+            std::fs::write(&p, &b).unwrap();
+            let e = load_16k(&p).unwrap_err().to_string();
+            assert!(
+                e.contains(name)
+                    && (e.contains("outside 4000..=384000 Hz") || e.contains("invalid WAV")),
+                "{e}"
+            );
+        }
+        // The edges of the range load.
+        for rate in [4_000, 384_000] {
+            let p = wav_with(
+                dir.path(),
+                "edge.wav",
+                hound::WavSpec {
+                    sample_rate: rate,
+                    ..MONO16
+                },
+                rate as usize / 10,
+            );
+            assert_eq!(load_16k(&p).unwrap().samples.len(), 1600, "{rate} Hz");
+        }
+    }
+
+    #[test]
+    fn non_finite_float_samples_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        for (bad, shown) in [(f32::INFINITY, "inf"), (f32::NAN, "NaN")] {
+            let p = dir.path().join("float.wav");
+            let spec = hound::WavSpec {
+                bits_per_sample: 32,
+                sample_format: hound::SampleFormat::Float,
+                ..MONO16
+            };
+            let mut w = hound::WavWriter::create(&p, spec).unwrap();
+            for i in 0..800 {
+                w.write_sample(if i == 321 { bad } else { 0.1 }).unwrap();
+            }
+            w.finalize().unwrap();
+            let e = load_16k(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("float.wav: sample 321 is") && e.contains(shown),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn clips_over_the_duration_limit_are_refused_from_the_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = wav_with(dir.path(), "long.wav", MONO16, 16_000 * 3);
+        let limits = AudioLimits { max_seconds: 2.0 };
+        let e = load_16k_within(&p, &limits).unwrap_err().to_string();
+        assert!(
+            e.contains("long.wav: the audio is 0:00:03 long, over the limit of 0:00:02"),
+            "{e}"
+        );
+        assert_eq!(
+            load_16k_within(&p, &AudioLimits { max_seconds: 3.0 })
+                .unwrap()
+                .samples
+                .len(),
+            48_000
+        );
+        // A data chunk that claims 4 GiB in a small file is caught before allocating for it.
+        let mut b = std::fs::read(&p).unwrap();
+        let data = b.windows(4).position(|w| w == b"data").unwrap();
+        b[data + 4..data + 8].copy_from_slice(&(u32::MAX - 1).to_le_bytes());
+        std::fs::write(&p, &b).unwrap();
+        let e = load_16k(&p).unwrap_err().to_string();
+        assert!(e.contains("long.wav: the audio is 37:16:58 long"), "{e}");
+        let no_cap = AudioLimits { max_seconds: 1e9 };
+        let e = load_16k_within(&p, &no_cap).unwrap_err().to_string();
+        assert!(
+            e.contains("long.wav: truncated WAV: the data chunk declares 2147483647 samples"),
+            "{e}"
+        );
+        // 65 535 channels are refused.
+        let mut b = std::fs::read(wav_with(dir.path(), "many.wav", MONO16, 100)).unwrap();
+        let at = fmt_body(&b) + 2;
+        b[at..at + 2].copy_from_slice(&u16::MAX.to_le_bytes());
+        std::fs::write(dir.path().join("many.wav"), &b).unwrap();
+        let e = load_16k(&dir.path().join("many.wav"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("many.wav") && (e.contains("channels") || e.contains("invalid WAV")),
+            "{e}"
+        );
+    }
+
+    fn librispeech_flac() -> Vec<u8> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("datasets/speech-en/librispeech/2412-153948-0000.flac");
+        std::fs::read(p).unwrap()
+    }
+
+    /// STREAMINFO sits right after `fLaC` and its 4-byte block header.
+    const STREAMINFO: usize = 8;
+
+    fn decode_bytes(name: &str, bytes: Vec<u8>) -> Result<Audio, AudioError> {
+        let len = bytes.len() as u64;
+        decode_16k(
+            Path::new(name),
+            std::io::Cursor::new(bytes),
+            len,
+            &AudioLimits::default(),
+        )
+    }
+
+    #[test]
+    fn flac_md5_and_length_are_checked() {
+        let good = librispeech_flac();
+        assert!(decode_bytes("good.flac", good.clone()).is_ok());
+
+        let mut wrong_md5 = good.clone();
+        wrong_md5[STREAMINFO + 18] ^= 0x55;
+        let e = decode_bytes("md5.flac", wrong_md5).unwrap_err().to_string();
+        assert!(
+            e.contains("md5.flac: corrupt FLAC: the decoded audio does not match STREAMINFO's MD5"),
+            "{e}"
+        );
+
+        // Total samples (36 bits from bit 108 of STREAMINFO) set to 0, "unknown", then the file cut:
+        // the MD5 still catches it.
+        let mut unknown_len = good.clone();
+        unknown_len[STREAMINFO + 13] &= 0xF0;
+        unknown_len[STREAMINFO + 14..STREAMINFO + 18].fill(0);
+        assert!(decode_bytes("unknown.flac", unknown_len.clone()).is_ok());
+        let cut = unknown_len[..unknown_len.len() * 2 / 3].to_vec();
+        let e = decode_bytes("cut.flac", cut).unwrap_err().to_string();
+        assert!(e.contains("cut.flac: corrupt FLAC"), "{e}");
+
+        // Neither length nor MD5: refused, since a cut-off stream could not be told from a whole one.
+        let mut neither = unknown_len;
+        neither[STREAMINFO + 18..STREAMINFO + 34].fill(0);
+        let e = decode_bytes("neither.flac", neither)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("neither.flac: FLAC declares neither its length nor an MD5"),
+            "{e}"
+        );
+
+        // A declared length over the limit is refused before decoding.
+        let limits = AudioLimits { max_seconds: 1.0 };
+        let len = good.len() as u64;
+        let e = decode_16k(
+            Path::new("long.flac"),
+            std::io::Cursor::new(good),
+            len,
+            &limits,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("long.flac: the audio is"), "{e}");
     }
 
     #[test]

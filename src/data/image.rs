@@ -59,12 +59,8 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
         ));
     }
     let mut reader = reader(bytes)?;
-    // Decoders fill a cut-off JPEG scan with grey; Pillow refuses it ("image file is truncated"), so do we.
-    let tail = &bytes[bytes.len().saturating_sub(1 << 16)..];
-    if reader.format() == Some(ImageFormat::Jpeg) && !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
-        return Err(
-            "corrupt or truncated image: the JPEG stops before its end-of-image marker".into(),
-        );
+    if reader.format() == Some(ImageFormat::Jpeg) {
+        return decode_jpeg(bytes).map(to_rgb);
     }
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -75,6 +71,45 @@ pub fn decode_rgb(bytes: &[u8]) -> Result<RgbImage, String> {
         .decode()
         .map_err(|e| format!("corrupt or truncated image: {e}"))?;
     Ok(to_rgb(image))
+}
+
+/// A JPEG through zune-jpeg (the decoder `image` itself uses, with the same output colour spaces) in strict
+/// mode: by default it fills a cut-off scan with grey, where Pillow refuses the file ("image file is
+/// truncated"), so a truncated or corrupt scan is the decoder's error here, whatever bytes follow it.
+fn decode_jpeg(bytes: &[u8]) -> Result<DynamicImage, String> {
+    use zune_core::bytestream::ZCursor;
+    use zune_core::colorspace::ColorSpace;
+    use zune_core::options::DecoderOptions;
+    let corrupt = |e: zune_jpeg::errors::DecodeErrors| format!("corrupt or truncated JPEG: {e}");
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(MAX_SIDE as usize)
+        .set_max_height(MAX_SIDE as usize);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(ZCursor::new(bytes), options);
+    decoder.decode_headers().map_err(corrupt)?;
+    let (w, h) = decoder
+        .dimensions()
+        .ok_or("corrupt JPEG: no frame header")?;
+    let colour = match decoder.input_colorspace() {
+        Some(c @ (ColorSpace::RGB | ColorSpace::RGBA | ColorSpace::Luma | ColorSpace::LumaA)) => c,
+        _ => ColorSpace::RGB,
+    };
+    decoder.set_options(options.jpeg_set_out_colorspace(colour));
+    let pixels = decoder.decode().map_err(corrupt)?;
+    let (w, h) = (w as u32, h as u32);
+    let wrong = || "corrupt JPEG: the decoded data does not match its dimensions".to_string();
+    Ok(match colour {
+        ColorSpace::Luma => {
+            DynamicImage::ImageLuma8(image::GrayImage::from_raw(w, h, pixels).ok_or_else(wrong)?)
+        }
+        ColorSpace::LumaA => DynamicImage::ImageLumaA8(
+            image::GrayAlphaImage::from_raw(w, h, pixels).ok_or_else(wrong)?,
+        ),
+        ColorSpace::RGBA => {
+            DynamicImage::ImageRgba8(image::RgbaImage::from_raw(w, h, pixels).ok_or_else(wrong)?)
+        }
+        _ => DynamicImage::ImageRgb8(RgbImage::from_raw(w, h, pixels).ok_or_else(wrong)?),
+    })
 }
 
 /// Alpha is composited over white (transformers' `convert_to_rgb`); grey is replicated.
@@ -239,6 +274,65 @@ mod tests {
         let grey = image::GrayImage::from_pixel(1, 1, image::Luma([42]));
         let rgb = decode_rgb(&png(&DynamicImage::ImageLuma8(grey))).unwrap();
         assert_eq!(rgb.get_pixel(0, 0).0, [42, 42, 42]);
+    }
+
+    fn jpeg(img: &DynamicImage) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        img.write_to(&mut Cursor::new(&mut bytes), ImageFormat::Jpeg)
+            .unwrap();
+        bytes
+    }
+
+    fn gradient(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            image::Rgb([
+                (x * 7 % 256) as u8,
+                (y * 5 % 256) as u8,
+                ((x ^ y) % 256) as u8,
+            ])
+        })
+    }
+
+    #[test]
+    fn strict_jpeg_decoding_gives_the_image_crates_pixels() {
+        // The reference: `image`'s own (lenient) JPEG path, on a photo and on encoded colour and grey.
+        let photo =
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("datasets/images/rocket.jpg"))
+                .unwrap();
+        let colour = jpeg(&DynamicImage::ImageRgb8(gradient(67, 45)));
+        let grey = jpeg(&DynamicImage::ImageLuma8(image::GrayImage::from_fn(
+            33,
+            17,
+            |x, y| image::Luma([(x * y % 256) as u8]),
+        )));
+        for bytes in [photo, colour, grey] {
+            let ours = decode_rgb(&bytes).unwrap();
+            let reference = image::load_from_memory(&bytes).unwrap().to_rgb8();
+            assert_eq!(ours.dimensions(), reference.dimensions());
+            assert!(ours.as_raw() == reference.as_raw(), "pixels differ");
+        }
+    }
+
+    #[test]
+    fn a_cut_jpeg_is_refused_even_when_an_end_marker_comes_before_the_cut() {
+        let encoded = jpeg(&DynamicImage::ImageRgb8(gradient(256, 256)));
+        // A comment segment right after SOI holding an end-of-image marker, as an EXIF thumbnail does.
+        let comment = [0xFF, 0xFE, 0x00, 0x06, b'x', 0xFF, 0xD9, b'y'];
+        let full = [&encoded[..2], &comment[..], &encoded[2..]].concat();
+        assert!(decode_rgb(&full).is_ok());
+        let sos = full.windows(2).position(|w| w == [0xFF, 0xDA]).unwrap();
+        for share in [0.1, 0.5, 0.99] {
+            let cut = sos + ((full.len() - sos) as f64 * share) as usize;
+            match decode_rgb(&full[..cut]) {
+                Err(e) => assert!(e.contains("corrupt or truncated JPEG"), "{e}"),
+                Ok(_) => panic!("a JPEG cut at {share} of its scan was decoded"),
+            }
+        }
+        // Headers with no scan data at all.
+        match decode_rgb(&full[..sos]) {
+            Err(e) => assert!(e.contains("corrupt or truncated"), "{e}"),
+            Ok(_) => panic!("a JPEG without a scan was decoded"),
+        }
     }
 
     #[test]

@@ -223,7 +223,7 @@ pub fn run_observed(
             pipeline.observer = Some(observer);
             for (i, clip) in clips.iter().enumerate() {
                 step(i)?;
-                let audio = audio::load_16k(clip)?;
+                let audio = audio::load_16k_within(clip, &ctx.audio_limits)?;
                 pipeline
                     .transcribe(&audio.samples)
                     .with_context(|| clip.display().to_string())?;

@@ -20,6 +20,8 @@ pub struct Context {
     pub ort_library: Option<PathBuf>,
     pub threads: usize,
     pub cancel: Cancel,
+    /// What an audio clip read from a file may be.
+    pub audio_limits: crate::data::audio::AudioLimits,
 }
 
 /// Shared stop switch: a run checks it between rounds, items and quantization steps.

@@ -44,10 +44,13 @@ pub(super) fn select<T>(items: Vec<T>, shard: Option<ShardSpec>) -> Vec<T> {
     }
 }
 
-fn decode_all(items: &[manifest::SpeechItem]) -> Result<Vec<audio::Audio>> {
+fn decode_all(
+    items: &[manifest::SpeechItem],
+    limits: &audio::AudioLimits,
+) -> Result<Vec<audio::Audio>> {
     items
         .iter()
-        .map(|it| audio::load_16k(&it.audio).map_err(Into::into))
+        .map(|it| audio::load_16k_within(&it.audio, limits).map_err(Into::into))
         .collect()
 }
 
@@ -125,10 +128,11 @@ pub fn evaluate(
     manifest_path: &Path,
     limit: usize,
     shard: Option<ShardSpec>,
+    limits: &audio::AudioLimits,
     sink: &mut dyn FnMut(Event),
 ) -> Result<EvalResult> {
     let items = select(load_items(manifest_path, limit)?, shard);
-    let clips = decode_all(&items)?;
+    let clips = decode_all(&items, limits)?;
     let mut out = Vec::new();
     for (i, (item, clip)) in items.iter().zip(&clips).enumerate() {
         out.push(transcribe(pipeline, item, clip)?);
@@ -197,7 +201,7 @@ impl WhisperWorkload {
             crate::data::dataset_sha256(&entry.dataset, listed.iter().map(|i| i.audio.as_path()))?;
         let (mut items, mut clips, mut failed) = (Vec::new(), Vec::new(), Vec::new());
         for item in listed {
-            match audio::load_16k(&item.audio) {
+            match audio::load_16k_within(&item.audio, &ctx.audio_limits) {
                 Ok(clip) => {
                     clips.push(clip);
                     items.push(item);

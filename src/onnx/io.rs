@@ -16,6 +16,8 @@ pub enum OnnxIoError {
         path: PathBuf,
         source: prost::DecodeError,
     },
+    #[error("{path}: not a usable ONNX model: {what}")]
+    Invalid { path: PathBuf, what: String },
     #[error("{path}: cannot write: {source}")]
     Write {
         path: PathBuf,
@@ -28,10 +30,15 @@ pub fn read_model(path: &Path) -> Result<ModelProto, OnnxIoError> {
         path: path.to_path_buf(),
         source,
     })?;
-    ModelProto::decode(bytes.as_slice()).map_err(|source| OnnxIoError::Decode {
+    let model = ModelProto::decode(bytes.as_slice()).map_err(|source| OnnxIoError::Decode {
         path: path.to_path_buf(),
         source,
-    })
+    })?;
+    super::check::check_model(&model).map_err(|what| OnnxIoError::Invalid {
+        path: path.to_path_buf(),
+        what,
+    })?;
+    Ok(model)
 }
 
 /// Writes atomically: a temp file in the same folder, then rename.

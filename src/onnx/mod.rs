@@ -6,6 +6,7 @@ pub mod proto {
 }
 
 mod builder;
+pub mod check;
 mod io;
 pub mod layers;
 

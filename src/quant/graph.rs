@@ -78,13 +78,14 @@ pub fn weight_matmuls(
         .filter(|(_, n)| n.op_type() == "MatMul" && n.input.len() == 2 && !ignored(n))
         .filter_map(|(i, n)| {
             let w = inits.get(n.input[1].as_str())?;
-            (w.data_type() == DataType::Float as i32 && w.dims.len() == 2).then(|| WeightMatMul {
-                node: i,
-                activation: n.input[0].clone(),
-                weight: w.name().to_string(),
-                k: w.dims[0] as usize,
-                n: w.dims[1] as usize,
-            })
+            (w.data_type() == DataType::Float as i32 && w.dims.len() == 2 && !w.dims.contains(&0))
+                .then(|| WeightMatMul {
+                    node: i,
+                    activation: n.input[0].clone(),
+                    weight: w.name().to_string(),
+                    k: w.dims[0] as usize,
+                    n: w.dims[1] as usize,
+                })
         })
         .collect()
 }
@@ -134,6 +135,6 @@ pub fn is_weight_matmul(
         && n.input.len() == 2
         && index.get(&n.input[1]).is_some_and(|&i| {
             let w = &initializers[i];
-            w.data_type() == DataType::Float as i32 && w.dims.len() == 2
+            w.data_type() == DataType::Float as i32 && w.dims.len() == 2 && !w.dims.contains(&0)
         })
 }

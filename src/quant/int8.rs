@@ -94,9 +94,9 @@ pub fn rewrite(
             new_nodes.push(n);
             continue;
         }
-        if w.data_type() != DataType::Float as i32 || w.dims.len() != 2 {
+        if w.data_type() != DataType::Float as i32 || w.dims.len() != 2 || w.dims.contains(&0) {
             result.skipped.push(format!(
-                "{label}: weight `{}` is not a 2-D float tensor",
+                "{label}: weight `{}` is not a non-empty 2-D float tensor",
                 w.name()
             ));
             new_nodes.push(n);
@@ -192,7 +192,11 @@ pub(super) fn embedding_table<'a>(
         .find(|a| a.name() == "axis")
         .map_or(0, |a| a.i());
     let t = &inits[*index.get(&n.input[0])?];
-    (axis == 0 && t.dims.len() == 2 && t.data_type() == DataType::Float as i32).then_some(t)
+    (axis == 0
+        && t.dims.len() == 2
+        && !t.dims.contains(&0)
+        && t.data_type() == DataType::Float as i32)
+        .then_some(t)
 }
 
 /// Gather(table, ids) → Cast(Gather(int8 table, ids)) · Unsqueeze(Gather(row scales, ids), -1).

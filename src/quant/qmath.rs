@@ -4,6 +4,9 @@
 /// zero point 0. An all-zero column gets scale 1 (any scale reproduces it exactly).
 pub fn quantize_per_column_i8(w: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f32>) {
     debug_assert_eq!(w.len(), k * n);
+    if n == 0 {
+        return (Vec::new(), Vec::new());
+    }
     let mut max = vec![0f32; n];
     for row in w.chunks_exact(n) {
         for (m, &v) in max.iter_mut().zip(row) {
@@ -23,6 +26,9 @@ pub fn quantize_per_column_i8(w: &[f32], k: usize, n: usize) -> (Vec<i8>, Vec<f3
 
 /// Symmetric signed int8 with one scale per row of a [R, C] row-major table (embedding rows).
 pub fn quantize_per_row_i8(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
+    if cols == 0 {
+        return (Vec::new(), Vec::new());
+    }
     let mut q = Vec::with_capacity(w.len());
     let mut scales = Vec::with_capacity(w.len() / cols.max(1));
     for row in w.chunks_exact(cols) {

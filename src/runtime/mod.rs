@@ -230,6 +230,32 @@ pub fn absent<S: AsRef<str>>(session: &Session, side: Side, wanted: &[S]) -> Vec
         .collect()
 }
 
+/// The dimension at `axis` of tensor `name` on one side of a session, when the graph fixes it.
+pub fn fixed_dim(session: &Session, side: Side, name: &str, axis: usize) -> Option<i64> {
+    let shape = match side {
+        Side::Inputs => session
+            .inputs()
+            .iter()
+            .find(|i| i.name() == name)?
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect::<Vec<i64>>()),
+        Side::Outputs => session
+            .outputs()
+            .iter()
+            .find(|o| o.name() == name)?
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().copied().collect::<Vec<i64>>()),
+    }?;
+    let axis = if axis == usize::MAX {
+        shape.len().checked_sub(1)?
+    } else {
+        axis
+    };
+    shape.get(axis).copied().filter(|&d| d > 0)
+}
+
 pub fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())

@@ -34,6 +34,7 @@ pub struct Options {
     pub out_dir: PathBuf,
     pub cache: Cache,
     pub threads: usize,
+    pub audio_limits: crate::data::audio::AudioLimits,
 }
 
 /// Draws one frame of `app` into any backend (the terminal, or a test buffer).
@@ -157,6 +158,7 @@ fn execute(
                 ort_library: exp.runtime.ort_library.clone(),
                 threads: app.settings.threads,
                 cancel: Default::default(),
+                audio_limits: opts.audio_limits,
             };
             *worker = Some(Worker::start(exp, opts.provenance.clone(), ctx, tx.clone()));
         }
@@ -232,6 +234,7 @@ mod tests {
             out_dir: dir.path().join("reports"),
             cache: Cache::new(Some(dir.path().join("cache")), None),
             threads: 2,
+            audio_limits: Default::default(),
         };
         let empty = save(&a, &opts).unwrap_err().to_string();
         assert!(empty.contains("nothing to save yet"), "{empty}");

@@ -19,6 +19,7 @@ pub fn context() -> Context {
         ort_library: None,
         threads: quantbench::runtime::default_threads(),
         cancel: Default::default(),
+        audio_limits: Default::default(),
     }
 }
 

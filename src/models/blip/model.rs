@@ -53,7 +53,96 @@ pub struct BlipConfig {
     pub random_weights: bool,
 }
 
+/// Bounds on blip.json's sizes (blip-vqa-base: 384 px, 20 tokens, 512 positions); the graphs' own shapes
+/// are checked against them at open.
+const IMAGE_SIZES: std::ops::RangeInclusive<u32> = 16..=4096;
+const MAX_LENGTH: usize = 512;
+const MAX_QUESTION_TOKENS: usize = 4096;
+
 impl BlipConfig {
+    /// blip.json's text, every value checked.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let config: BlipConfig = serde_json::from_str(text).map_err(|e| format!("invalid: {e}"))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if !IMAGE_SIZES.contains(&self.image_size) {
+            return Err(format!(
+                "`image_size` is {}, outside {}..={}",
+                self.image_size,
+                IMAGE_SIZES.start(),
+                IMAGE_SIZES.end()
+            ));
+        }
+        if !self.mean.iter().all(|m| m.is_finite()) {
+            return Err(format!("`mean` {:?} must be finite", self.mean));
+        }
+        if !self.std.iter().all(|s| s.is_finite() && *s > 0.0) {
+            return Err(format!("`std` {:?} must be finite and above 0", self.std));
+        }
+        for (key, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("sep_token_id", self.sep_token_id),
+            ("pad_token_id", self.pad_token_id),
+        ] {
+            if !(0..i64::from(i32::MAX)).contains(&id) {
+                return Err(format!("`{key}` is {id}, not a token id"));
+            }
+        }
+        if !(1..=MAX_LENGTH).contains(&self.max_length) {
+            return Err(format!(
+                "`max_length` is {}, outside 1..={MAX_LENGTH}",
+                self.max_length
+            ));
+        }
+        if !(2..=MAX_QUESTION_TOKENS).contains(&self.max_question_tokens) {
+            return Err(format!(
+                "`max_question_tokens` is {}, outside 2..={MAX_QUESTION_TOKENS}",
+                self.max_question_tokens
+            ));
+        }
+        for (key, name) in [
+            ("image_embeds", &self.image_embeds),
+            ("past_prefix", &self.past_prefix),
+            ("present_prefix", &self.present_prefix),
+        ] {
+            if name.is_empty() {
+                return Err(format!("`{key}` is empty"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The token ids against the tokenizer's vocabulary, and the image size against the vision graph's.
+    fn check_against(
+        &self,
+        vocab: usize,
+        pixel_side: Option<i64>,
+        logits: Option<i64>,
+    ) -> Result<(), String> {
+        let vocab = logits.map_or(vocab, |l| l as usize).max(vocab);
+        for (key, id) in [
+            ("bos_token_id", self.bos_token_id),
+            ("sep_token_id", self.sep_token_id),
+            ("pad_token_id", self.pad_token_id),
+        ] {
+            if id as usize >= vocab {
+                return Err(format!(
+                    "`{key}` is {id}, outside the vocabulary of {vocab} tokens"
+                ));
+            }
+        }
+        if let Some(side) = pixel_side.filter(|&s| s != i64::from(self.image_size)) {
+            return Err(format!(
+                "`image_size` is {}, but {VISION_FILE}'s `pixel_values` is {side} pixels a side",
+                self.image_size
+            ));
+        }
+        Ok(())
+    }
+
     pub fn image(&self) -> ImageConfig {
         ImageConfig {
             image_size: self.image_size,
@@ -142,10 +231,10 @@ impl BlipModel {
             ));
         }
         let config_path = dir.join(CONFIG_FILE);
-        let config: BlipConfig = match std::fs::read_to_string(&config_path) {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| folder_err(&config_path, format!("invalid: {e}")))?,
-            Err(_) => BlipConfig::default(),
+        let config = match std::fs::read_to_string(&config_path) {
+            Ok(text) => BlipConfig::parse(&text).map_err(|what| folder_err(&config_path, what))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BlipConfig::default(),
+            Err(e) => return Err(folder_err(&config_path, format!("cannot read: {e}"))),
         };
         let tokenizer_path = dir.join(TOKENIZER_FILE);
         let tokenizer = tokenizers::Tokenizer::from_file(&tokenizer_path)
@@ -216,6 +305,14 @@ impl BlipModel {
             "output",
         )?;
 
+        {
+            use crate::runtime::fixed_dim;
+            let side = fixed_dim(&vision, Side::Inputs, "pixel_values", 2);
+            let logits = fixed_dim(&decoder, Side::Outputs, "logits", usize::MAX);
+            config
+                .check_against(tokenizer.get_vocab_size(true), side, logits)
+                .map_err(|what| folder_err(&config_path, what))?;
+        }
         let past_names: Vec<String> = inputs(&decoder)
             .into_iter()
             .filter(|n| n.starts_with(&config.past_prefix))

@@ -269,6 +269,20 @@ impl Ct2Model {
         Ok((v.shape.clone(), v.to_f32()))
     }
 
+    /// The shape of `name`, which must have `rank` dimensions.
+    pub fn shape(&self, name: &str, rank: usize) -> Result<&[usize], Ct2Error> {
+        let v = self.get(name)?;
+        if v.shape.len() != rank {
+            return Err(Ct2Error::Shape {
+                path: self.path.clone(),
+                name: name.to_string(),
+                shape: v.shape.clone(),
+                expected: format!("rank {rank}"),
+            });
+        }
+        Ok(&v.shape)
+    }
+
     pub fn scalar(&self, name: &str) -> Result<i64, Ct2Error> {
         let v = self.get(name)?;
         v.scalar_i64().ok_or_else(|| Ct2Error::Shape {

@@ -10,6 +10,7 @@ use crate::onnx::proto::tensor_proto::DataType;
 use crate::onnx::{write_model, Dim, GraphBuilder};
 
 use super::ct2::{Ct2Error, Ct2Model};
+use super::model::{DECODER_FILE, DECODER_PAST_FILE, ENCODER_FILE};
 use crate::onnx::layers::{attention, gelu, layer_norm, linear, Heads};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,23 +46,28 @@ fn count_layers(m: &Ct2Model, prefix: &str) -> usize {
 }
 
 pub fn dims(m: &Ct2Model) -> Result<Dims, Ct2Error> {
-    let conv1 = m.get("encoder/conv1/weight")?;
-    let emb = m.get("decoder/embeddings/weight")?;
-    let enc_pos = m.get("encoder/position_encodings/encodings")?;
-    let dec_pos = m.get("decoder/position_encodings/encodings")?;
-    let shape_err = |name: &str, shape: &[usize]| Ct2Error::Shape {
-        path: m.path.clone(),
-        name: name.into(),
-        shape: shape.to_vec(),
-        expected: "rank 3 conv weight / rank 2 embeddings".into(),
-    };
-    if conv1.shape.len() != 3 {
-        return Err(shape_err("encoder/conv1/weight", &conv1.shape));
+    let conv1 = m.shape("encoder/conv1/weight", 3)?;
+    let emb = m.shape("decoder/embeddings/weight", 2)?;
+    let enc_pos = m.shape("encoder/position_encodings/encodings", 2)?;
+    let dec_pos = m.shape("decoder/position_encodings/encodings", 2)?;
+    // Bounds well above Whisper large's (d_model 1280, 128 mels, vocab 51 866, 1500 / 448 positions).
+    for (name, value, max) in [
+        ("encoder/conv1/weight", conv1[0], 16_384),
+        ("encoder/conv1/weight", conv1[1], 512),
+        ("decoder/embeddings/weight", emb[0], 1 << 20),
+        ("encoder/position_encodings/encodings", enc_pos[0], 1 << 16),
+        ("decoder/position_encodings/encodings", dec_pos[0], 1 << 16),
+    ] {
+        if value == 0 || value > max {
+            return Err(Ct2Error::Shape {
+                path: m.path.clone(),
+                name: name.into(),
+                shape: m.get(name)?.shape.clone(),
+                expected: format!("dimensions in 1..={max}"),
+            });
+        }
     }
-    if emb.shape.len() != 2 || enc_pos.shape.len() != 2 || dec_pos.shape.len() != 2 {
-        return Err(shape_err("decoder/embeddings/weight", &emb.shape));
-    }
-    let d_model = conv1.shape[0];
+    let d_model = conv1[0];
     for name in ["encoder/num_heads", "decoder/num_heads"] {
         let heads = m.scalar(name)?;
         if heads <= 0 || d_model % heads as usize != 0 {
@@ -75,14 +81,14 @@ pub fn dims(m: &Ct2Model) -> Result<Dims, Ct2Error> {
     }
     Ok(Dims {
         d_model,
-        n_mels: conv1.shape[1],
+        n_mels: conv1[1],
         enc_layers: count_layers(m, "encoder"),
         dec_layers: count_layers(m, "decoder"),
         enc_heads: m.scalar("encoder/num_heads")? as usize,
         dec_heads: m.scalar("decoder/num_heads")? as usize,
-        vocab: emb.shape[0],
-        n_audio_ctx: enc_pos.shape[0],
-        n_text_ctx: dec_pos.shape[0],
+        vocab: emb[0],
+        n_audio_ctx: enc_pos[0],
+        n_text_ctx: dec_pos[0],
     })
 }
 
@@ -113,18 +119,9 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<(), ExportError> {
         .tempdir_in(parent)
         .map_err(|e| folder_err(parent, e))?;
 
-    write_model(
-        &encoder_graph(&model, &d)?,
-        &tmp.path().join("encoder_model.onnx"),
-    )?;
-    write_model(
-        &decoder_graph(&model, &d, false)?,
-        &tmp.path().join("decoder_model.onnx"),
-    )?;
-    write_model(
-        &decoder_graph(&model, &d, true)?,
-        &tmp.path().join("decoder_with_past_model.onnx"),
-    )?;
+    for (file, graph) in graphs(&model, &d)? {
+        write_model(&graph, &tmp.path().join(file))?;
+    }
     std::fs::copy(&tokenizer, tmp.path().join("tokenizer.json"))
         .map_err(|e| folder_err(&tokenizer, e))?;
     let config = hf_config(&d, &ct2_config);
@@ -141,6 +138,18 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<(), ExportError> {
     let kept = tmp.keep();
     std::fs::rename(&kept, out).map_err(|e| folder_err(out, e))?;
     Ok(())
+}
+
+/// The three graphs of optimum's layout, by file name, built from a CTranslate2 model.
+pub fn graphs(
+    model: &Ct2Model,
+    d: &Dims,
+) -> Result<[(&'static str, crate::onnx::proto::ModelProto); 3], Ct2Error> {
+    Ok([
+        (ENCODER_FILE, encoder_graph(model, d)?),
+        (DECODER_FILE, decoder_graph(model, d, false)?),
+        (DECODER_PAST_FILE, decoder_graph(model, d, true)?),
+    ])
 }
 
 fn folder_err(path: &Path, e: std::io::Error) -> ExportError {
@@ -277,7 +286,7 @@ fn ffn(
         &format!("{ct2}/ffn/layer_norm"),
         &format!("{hf}.final_layer_norm"),
     )?;
-    let f = w.m.get(&format!("{ct2}/ffn/linear_0/weight"))?.shape[0];
+    let f = w.m.shape(&format!("{ct2}/ffn/linear_0/weight"), 2)?[0];
     let h = ct2_linear(
         g,
         w,

@@ -57,48 +57,106 @@ pub struct WhisperConfig {
     pub decoder_heads: usize,
 }
 
+/// Bounds on config.json's sizes, well beyond every Whisper (large-v3: 128 mels, vocab 51 866, d_model
+/// 1280, 20 heads, 448 positions); the graphs' own shapes are checked against them at open.
+const N_MELS: std::ops::RangeInclusive<u64> = 1..=512;
+const MAX_VOCAB: u64 = 1 << 20;
+const MAX_POSITIONS: u64 = 1 << 16;
+const MAX_D_MODEL: u64 = 1 << 14;
+const MAX_HEADS: u64 = 1 << 10;
+
 impl WhisperConfig {
     pub fn load(dir: &Path) -> Result<Self, ModelError> {
-        let read = |name: &str| -> Result<Option<serde_json::Value>, ModelError> {
+        let read = |name: &str| -> Result<Option<String>, ModelError> {
             let p = dir.join(name);
             if !p.exists() {
                 return Ok(None);
             }
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| folder_err(&p, format!("cannot read: {e}")))?;
-            serde_json::from_str(&text)
+            std::fs::read_to_string(&p)
                 .map(Some)
-                .map_err(|e| folder_err(&p, format!("not valid JSON: {e}")))
+                .map_err(|e| folder_err(&p, format!("cannot read: {e}")))
         };
+        let config_path = dir.join("config.json");
         let config = read("config.json")?.ok_or_else(|| {
             folder_err(
-                &dir.join("config.json"),
+                &config_path,
                 "missing (every optimum Whisper export has one)",
             )
         })?;
-        let generation = read("generation_config.json")?.unwrap_or_default();
-        let ids = |key: &str| -> Vec<i64> {
-            config
-                .get(key)
-                .or_else(|| generation.get(key))
-                .and_then(|v| v.as_array())
-                .map(|a| a.iter().filter_map(|x| x.as_i64()).collect())
-                .unwrap_or_default()
+        let generation_path = dir.join("generation_config.json");
+        let generation = read("generation_config.json")?;
+        let generation = generation
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str::<serde_json::Value>(text)
+                    .map_err(|e| folder_err(&generation_path, format!("not valid JSON: {e}")))
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Self::parse(&config, &generation).map_err(|what| folder_err(&config_path, what))
+    }
+
+    /// config.json's text, with generation_config.json's values as the fallback for token lists.
+    pub fn parse(config: &str, generation: &serde_json::Value) -> Result<Self, String> {
+        let config: serde_json::Value =
+            serde_json::from_str(config).map_err(|e| format!("not valid JSON: {e}"))?;
+        if !config.is_object() {
+            return Err("not a JSON object".into());
+        }
+        let num = |key: &str,
+                   default: u64,
+                   range: std::ops::RangeInclusive<u64>|
+         -> Result<usize, String> {
+            let v = match config.get(key) {
+                None | Some(serde_json::Value::Null) => default,
+                Some(v) => v
+                    .as_u64()
+                    .ok_or_else(|| format!("`{key}` must be a whole number, got {v}"))?,
+            };
+            if v != default && !range.contains(&v) {
+                return Err(format!(
+                    "`{key}` is {v}, outside {}..={}",
+                    range.start(),
+                    range.end()
+                ));
+            }
+            usize::try_from(v).map_err(|_| format!("`{key}` is {v}, too large"))
         };
-        let num = |key: &str, default: usize| -> usize {
-            config
-                .get(key)
-                .and_then(|v| v.as_u64())
-                .map_or(default, |v| v as usize)
+        let vocab_size = num("vocab_size", 0, 1..=MAX_VOCAB)?;
+        let ids = |key: &str| -> Result<Vec<i64>, String> {
+            let Some(v) = config.get(key).or_else(|| generation.get(key)) else {
+                return Ok(Vec::new());
+            };
+            let list = v
+                .as_array()
+                .ok_or_else(|| format!("`{key}` must be a list of token ids"))?;
+            list.iter()
+                .map(|x| {
+                    x.as_i64()
+                        .filter(|&id| {
+                            id >= 0 && (vocab_size == 0 || (id as u64) < vocab_size as u64)
+                        })
+                        .ok_or_else(|| {
+                            format!("`{key}` holds {x}, not a token id of the vocabulary")
+                        })
+                })
+                .collect()
         };
+        let d_model = num("d_model", 0, 1..=MAX_D_MODEL)?;
+        let decoder_heads = num("decoder_attention_heads", 0, 1..=MAX_HEADS)?;
+        if d_model > 0 && decoder_heads > 0 && d_model % decoder_heads != 0 {
+            return Err(format!(
+                "`decoder_attention_heads` {decoder_heads} does not divide `d_model` {d_model}"
+            ));
+        }
         Ok(WhisperConfig {
-            n_mels: num("num_mel_bins", 80),
-            vocab_size: num("vocab_size", 0),
-            suppress_tokens: ids("suppress_tokens"),
-            begin_suppress_tokens: ids("begin_suppress_tokens"),
-            max_target_positions: num("max_target_positions", 448),
-            d_model: num("d_model", 0),
-            decoder_heads: num("decoder_attention_heads", 0),
+            n_mels: num("num_mel_bins", 80, N_MELS)?,
+            vocab_size,
+            suppress_tokens: ids("suppress_tokens")?,
+            begin_suppress_tokens: ids("begin_suppress_tokens")?,
+            max_target_positions: num("max_target_positions", 448, 1..=MAX_POSITIONS)?,
+            d_model,
+            decoder_heads,
         })
     }
 }
@@ -213,6 +271,7 @@ impl WhisperModel {
             .filter(|o| o.name().starts_with("present.") && o.name().ends_with(".decoder.key"))
             .count();
         let (kv_heads, kv_head_dim) = cache_shape(&decoder, &config);
+        check_sizes(dir, &config, &encoder, &decoder, decoder_file)?;
         let model = WhisperModel {
             dir: dir.to_path_buf(),
             config,
@@ -350,6 +409,46 @@ impl WhisperModel {
 
 /// (heads, head size) of the decoder's self-attention cache: from a past input's static shape when it
 /// has one, else from config.json.
+/// config.json's sizes against the shapes the graphs fix.
+fn check_sizes(
+    dir: &Path,
+    config: &WhisperConfig,
+    encoder: &Session,
+    decoder: &Session,
+    decoder_file: &str,
+) -> Result<(), ModelError> {
+    use crate::runtime::{fixed_dim, Side};
+    let mismatch = |key: &str, value: usize, file: &str, tensor: &str, dim: i64| {
+        folder_err(
+            &dir.join("config.json"),
+            format!("`{key}` is {value}, but {file}'s `{tensor}` has {dim}"),
+        )
+    };
+    if let Some(d) = fixed_dim(encoder, Side::Inputs, "input_features", 1) {
+        if d as usize != config.n_mels {
+            return Err(mismatch(
+                "num_mel_bins",
+                config.n_mels,
+                ENCODER_FILE,
+                "input_features",
+                d,
+            ));
+        }
+    }
+    if let Some(d) = fixed_dim(decoder, Side::Outputs, "logits", usize::MAX) {
+        if config.vocab_size > 0 && d as usize != config.vocab_size {
+            return Err(mismatch(
+                "vocab_size",
+                config.vocab_size,
+                decoder_file,
+                "logits",
+                d,
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn cache_shape(decoder: &Session, config: &WhisperConfig) -> (usize, usize) {
     let from_graph = decoder
         .inputs()
