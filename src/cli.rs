@@ -119,9 +119,20 @@ pub struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum CacheAction {
+    /// Hash every cached file against its pin or its entry's record; exit 1 when one does not match
+    Verify,
+}
+
+#[derive(Subcommand, Debug)]
 pub enum Command {
     /// Fetch pinned assets into the cache (all of them when no name is given)
     Fetch { names: Vec<String> },
+    /// Work on the asset cache
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Convert a CTranslate2 Whisper folder into optimum's ONNX layout
     Convert { ct2_dir: PathBuf, out_dir: PathBuf },
     /// Transcribe audio files; prints FILE<TAB>TEXT per file

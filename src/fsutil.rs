@@ -98,6 +98,58 @@ pub fn sweep_leftovers(dir: &Path) -> usize {
     removed
 }
 
+/// How [`publish_dir`] treats a folder already at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// Another process published first: keep its folder, discard ours (cache entries, which are equal
+    /// by construction).
+    IfAbsent,
+    /// Swap ours in: the old folder is renamed aside, then removed.
+    Replace,
+}
+
+/// Who [`publish_dir`]'s destination holds afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Published {
+    Ours,
+    Theirs,
+}
+
+/// Renames the finished temp folder `tmp` to `dst`. Nothing is deleted that another process may be using:
+/// under `IfAbsent`, losing the race keeps the winner's folder; under `Replace`, the old folder is moved
+/// aside before ours goes in. On every failure `tmp` is removed (it is kept only once renamed).
+pub fn publish_dir(
+    tmp: tempfile::TempDir,
+    dst: &Path,
+    mode: Publish,
+) -> std::io::Result<Published> {
+    let parent = dst
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut aside = None;
+    if mode == Publish::Replace && dst.exists() {
+        let trash = work_dir(parent, "replaced")?;
+        let old = trash.path().join("old");
+        std::fs::rename(dst, &old)?;
+        aside = Some((trash, old));
+    }
+    match std::fs::rename(tmp.path(), dst) {
+        Ok(()) => {
+            // Renamed away: nothing is left for the guard to remove.
+            let _ = tmp.keep();
+            Ok(Published::Ours)
+        }
+        Err(_) if mode == Publish::IfAbsent && dst.is_dir() => Ok(Published::Theirs),
+        Err(e) => {
+            if let Some((_, old)) = &aside {
+                let _ = std::fs::rename(old, dst);
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Writes several files so that they appear together: every file is written and synced under a temp
 /// name first, then each is renamed into place. A failure before the renames leaves none of them.
 pub fn write_all_atomic(files: &[(&Path, &[u8])]) -> std::io::Result<()> {
@@ -134,10 +186,7 @@ pub fn write_dir_atomic(
     std::fs::create_dir_all(parent).with_context(|| parent.display().to_string())?;
     let tmp = work_dir(parent, "write").with_context(|| parent.display().to_string())?;
     write(tmp.path())?;
-    if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| out.display().to_string())?;
-    }
-    std::fs::rename(tmp.keep(), out).with_context(|| out.display().to_string())?;
+    publish_dir(tmp, out, Publish::Replace).with_context(|| out.display().to_string())?;
     Ok(())
 }
 

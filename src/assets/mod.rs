@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 mod catalog;
+pub mod entry;
 
 pub use catalog::{Asset, OutFile, Wheel, ASSETS, ORT_LIBRARY_FILE, WHOLE_WHEEL};
 
@@ -61,6 +62,24 @@ impl Cache {
 
     pub fn asset_dir(&self, asset: &Asset) -> PathBuf {
         self.root.join(asset.name)
+    }
+
+    /// The sha256 a file of asset `name` is pinned to.
+    pub fn pinned_sha256(name: &str, path: &str) -> Option<&'static str> {
+        ASSETS
+            .iter()
+            .find(|a| a.name == name)?
+            .files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.sha256)
+    }
+
+    /// Drops the verified mark of `path` in asset `name`, so the next [`Cache::ensure`] fetches it again.
+    pub fn forget(&self, name: &str, path: &str) {
+        if let Some(asset) = ASSETS.iter().find(|a| a.name == name) {
+            let _ = std::fs::remove_file(marker(&self.asset_dir(asset).join(path)));
+        }
     }
 
     /// The asset's folder, fetched first if any file is missing. `progress` receives one line per step.

@@ -1,5 +1,6 @@
 //! One module per subcommand; each wires the engine to a face. `run` only dispatches.
 
+mod cache;
 mod caption;
 mod compare;
 mod convert;
@@ -67,6 +68,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     match command {
         Command::Fetch { names } => fetch::run(&context(&cli, None, None), names, &mut sink),
         Command::Convert { ct2_dir, out_dir } => convert::run(ct2_dir, out_dir),
+        Command::Cache {
+            action: crate::cli::CacheAction::Verify,
+        } => cache::verify(&context(&cli, None, None).cache),
         Command::Transcribe {
             model,
             variant,

@@ -131,15 +131,15 @@ pub fn prepare(
     ));
     let parent = dir.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| err(parent, e.to_string()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".easy-vqa-")
-        .tempdir_in(parent)
-        .map_err(|e| err(parent, e.to_string()))?;
+    let tmp =
+        crate::fsutil::work_dir(parent, "easy-vqa").map_err(|e| err(parent, e.to_string()))?;
     write_split(&wheel, split, tmp.path())?;
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(|e| err(&dir, e.to_string()))?;
-    }
-    std::fs::rename(tmp.keep(), &dir).map_err(|e| err(&dir, e.to_string()))?;
+    let mode = if dir.exists() {
+        crate::fsutil::Publish::Replace
+    } else {
+        crate::fsutil::Publish::IfAbsent
+    };
+    crate::fsutil::publish_dir(tmp, &dir, mode).map_err(|e| err(&dir, e.to_string()))?;
     Ok(prepared)
 }
 

@@ -19,8 +19,8 @@ use crate::quant::{
 use crate::results::control::AccuracyControl;
 use crate::results::{FileHash, PartSize};
 
-/// Bumped whenever a recipe's output changes, so cached INT8 folders are rebuilt.
-const QUANT_REVISION: u32 = 2;
+use crate::assets::entry;
+use crate::fsutil::Publish;
 
 pub const BASELINE: &str = Variant::BASELINE;
 
@@ -97,6 +97,21 @@ pub(super) fn quantized_root(ctx: &Context, fp32: &ResolvedModel) -> PathBuf {
         .join(format!("{}-{}", &fp32.source_sha256[..16], folder))
 }
 
+/// Everything that shapes an INT8 folder, in words: the source (every file of it), the recipe and its
+/// parameters, the per-part recipes, the ignored scope, the calibration items and the code revision.
+fn cache_key(fp32: &ResolvedModel, options: &QuantOptions, set: Option<&CalibrationSet>) -> String {
+    serde_json::json!({
+        "source_sha256": fp32.source_sha256,
+        "recipe": options.recipe.name(),
+        "parameters": options.parameters(),
+        "parts": options.parts.iter().map(|(p, r)| (p.clone(), r.name())).collect::<std::collections::BTreeMap<_, _>>(),
+        "ignored_scope": options.ignored,
+        "calibration_sha256": set.map(|s| s.sha256.clone()),
+        "code_revision": entry::CODE_REVISION,
+    })
+    .to_string()
+}
+
 /// Where the cache keeps the INT8 folder of a resolved FP32 model for these options.
 fn cached_dir(
     ctx: &Context,
@@ -104,22 +119,11 @@ fn cached_dir(
     options: &QuantOptions,
     set: Option<&CalibrationSet>,
 ) -> PathBuf {
-    let mut key = String::new();
-    if !options.ignored.is_empty() {
-        key += &serde_json::to_string(&options.ignored).expect("scope serialises");
-    }
-    if let Some(set) = set {
-        key += &options.parameters().to_string();
-        key += &set.sha256;
-    }
-    let scope = if key.is_empty() {
-        String::new()
-    } else {
-        format!("-{}", &crate::fsutil::sha256_bytes(key.as_bytes())[..12])
-    };
+    let key = cache_key(fp32, options, set);
     quantized_root(ctx, fp32).join(format!(
-        "int8-{}-q{QUANT_REVISION}{scope}",
-        options.recipe.name()
+        "int8-{}-{}",
+        options.recipe.name(),
+        &crate::fsutil::sha256_bytes(key.as_bytes())[..16]
     ))
 }
 
@@ -170,15 +174,32 @@ pub fn quantize(
             dst.display()
         );
     }
-    let summary = build(&fp32, &options, set.as_ref(), &dst, ctx, sink)?;
+    if dst.exists() && !entry::is_quantbench_output(&dst) {
+        bail!(
+            "{}: is not a quantbench output (it has no {SIDECAR_FILE}); --force replaces only folders quantbench made",
+            dst.display()
+        );
+    }
+    let summary = build(
+        &fp32,
+        &options,
+        set.as_ref(),
+        &dst,
+        Publish::Replace,
+        ctx,
+        sink,
+    )?;
     Ok((dst, summary))
 }
 
+/// Makes the INT8 folder `dst` in a private temp folder, runs it, seals it and publishes it by rename; under
+/// `Publish::IfAbsent` a folder another process published first is kept and its summary returned.
 fn build(
     fp32: &ResolvedModel,
     options: &QuantOptions,
     set: Option<&CalibrationSet>,
     dst: &Path,
+    mode: Publish,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<QuantSummary> {
@@ -230,11 +251,19 @@ fn build(
         fp32.name
     )));
     probe(tmp.path(), fp32.is_blip(), ctx.threads).context("the quantized model does not run")?;
-    if dst.exists() {
-        std::fs::remove_dir_all(dst).with_context(|| dst.display().to_string())?;
+    entry::seal(tmp.path(), &cache_key(fp32, options, set))
+        .with_context(|| tmp.path().display().to_string())?;
+    match crate::fsutil::publish_dir(tmp, dst, mode).with_context(|| dst.display().to_string())? {
+        crate::fsutil::Published::Ours => Ok(summary),
+        crate::fsutil::Published::Theirs => {
+            sink(Event::Note(format!(
+                "quantize {}: another process published {} first; using it",
+                fp32.name,
+                dst.display()
+            )));
+            read_sidecar(dst)?.with_context(|| format!("{}: has no {SIDECAR_FILE}", dst.display()))
+        }
     }
-    std::fs::rename(tmp.keep(), dst).with_context(|| dst.display().to_string())?;
-    Ok(summary)
 }
 
 /// The quantization sidecar of a model folder, if it has one.
@@ -283,6 +312,57 @@ pub(crate) fn folder_contents(dir: &Path) -> Result<(Vec<PartSize>, Vec<FileHash
         })
         .collect::<Result<_>>()?;
     Ok((parts, files))
+}
+
+/// The cached INT8 folder of a recipe: where it lives and what makes it.
+struct Int8Entry {
+    options: QuantOptions,
+    set: Option<CalibrationSet>,
+    dir: PathBuf,
+}
+
+impl Int8Entry {
+    fn of(
+        fp32: &ResolvedModel,
+        setup: &QuantSetup,
+        recipe: Recipe,
+        ctx: &Context,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<Self> {
+        let options = setup.options(recipe);
+        let set = setup.calibration_set(recipe, fp32, ctx, sink)?;
+        let dir = cached_dir(ctx, fp32, &options, set.as_ref());
+        Ok(Int8Entry { options, set, dir })
+    }
+
+    fn build(
+        &self,
+        fp32: &ResolvedModel,
+        mode: Publish,
+        ctx: &Context,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<QuantSummary> {
+        build(
+            fp32,
+            &self.options,
+            self.set.as_ref(),
+            &self.dir,
+            mode,
+            ctx,
+            sink,
+        )
+    }
+}
+
+fn sealed(files: &[FileHash]) -> Vec<entry::SealedFile> {
+    files
+        .iter()
+        .map(|f| entry::SealedFile {
+            file: f.file.clone(),
+            bytes: f.bytes,
+            sha256: f.sha256.clone(),
+        })
+        .collect()
 }
 
 /// A model opened in one variant, with what it is.
@@ -351,7 +431,8 @@ fn open_with<P>(
 ) -> Result<Opened<P>> {
     ctx.init_runtime(sink)?;
     let fp32 = resolve(spec, &ctx.cache, &mut |m| sink(Event::Note(m.to_string())))?;
-    let (dir, quantization, variant) = match variant {
+    let variant_kind = variant;
+    let (dir, mut quantization, variant) = match variant {
         Variant::Fp32 => {
             // A folder given by path may itself be a quantized one: label it by its sidecar.
             let summary = read_sidecar(&fp32.onnx_dir)?;
@@ -359,14 +440,19 @@ fn open_with<P>(
             (fp32.onnx_dir.clone(), summary, label.to_string())
         }
         Variant::Recipe(recipe) => {
-            let options = setup.options(recipe);
-            let set = setup.calibration_set(recipe, &fp32, ctx, sink)?;
-            let dir = cached_dir(ctx, &fp32, &options, set.as_ref());
-            let summary = match read_sidecar(&dir)? {
-                Some(s) => s,
-                None => build(&fp32, &options, set.as_ref(), &dir, ctx, sink)?,
+            let int8 = Int8Entry::of(&fp32, setup, recipe, ctx, sink)?;
+            let summary = match read_sidecar(&int8.dir)? {
+                Some(s) if int8.dir.join(entry::SEAL_FILE).is_file() => s,
+                Some(_) => {
+                    sink(Event::Note(format!(
+                        "warning: {}: a cached INT8 folder without a record of its files; making it again",
+                        int8.dir.display()
+                    )));
+                    int8.build(&fp32, Publish::Replace, ctx, sink)?
+                }
+                None => int8.build(&fp32, Publish::IfAbsent, ctx, sink)?,
             };
-            (dir, Some(summary), recipe.name().to_string())
+            (int8.dir, Some(summary), recipe.name().to_string())
         }
     };
     sink(Event::Progress {
@@ -375,8 +461,25 @@ fn open_with<P>(
         done: 0,
         total: 1,
     });
+    let (mut parts, mut files) = folder_contents(&dir)?;
+    let changes = entry::changes(&dir, &sealed(&files));
+    if !changes.is_empty() {
+        let what = format!(
+            "{}: changed after quantbench made it ({})",
+            dir.display(),
+            changes.join("; ")
+        );
+        match variant_kind {
+            Variant::Recipe(recipe) => {
+                sink(Event::Note(format!("warning: {what}; making it again")));
+                let int8 = Int8Entry::of(&fp32, setup, recipe, ctx, sink)?;
+                quantization = Some(int8.build(&fp32, Publish::Replace, ctx, sink)?);
+                (parts, files) = folder_contents(&dir)?;
+            }
+            Variant::Fp32 => bail!("{what}; delete it and it is made again on next use"),
+        }
+    }
     let pipeline = open(&dir, ctx.threads)?;
-    let (parts, files) = folder_contents(&dir)?;
     let accuracy_control = read_control(&dir)?;
     sink(Event::Opened {
         model: fp32.name.clone(),

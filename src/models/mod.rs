@@ -7,8 +7,10 @@ use crate::assets::Cache;
 pub mod blip;
 pub mod whisper;
 
-/// Bumped whenever the exporter's graphs change, so cached conversions are rebuilt.
-const CONVERTER_REVISION: u32 = 2;
+/// Names the cached conversions: a change to the exporter (or the ONNX code) gives new ones.
+fn converter_revision() -> &'static str {
+    &crate::assets::entry::CODE_REVISION[..12]
+}
 
 pub const BUILTIN_WHISPER: &[&str] = &["whisper-tiny.en", "whisper-base"];
 
@@ -46,8 +48,8 @@ pub fn graph_files(dir: &Path) -> Vec<&'static str> {
 pub struct ResolvedModel {
     pub name: String,
     pub onnx_dir: PathBuf,
-    /// sha256 of the source weights (CT2 model.bin), or of the encoder graph for ONNX folders (of the three
-    /// graphs' hashes for BLIP).
+    /// sha256 over every file of the source folder (the CT2 folder or the ONNX folder given), or of the
+    /// pinned weights for a built-in: anything that shapes an INT8 folder made from it is in this key.
     pub source_sha256: String,
 }
 
@@ -84,9 +86,31 @@ pub fn resolve(
     if BUILTIN_WHISPER.contains(&spec) {
         let dir = cache.ensure(spec, progress)?;
         let ct2 = dir.join("ct2");
-        let onnx = dir.join(format!("onnx-fp32-r{CONVERTER_REVISION}"));
-        let sha = sha_of(&ct2.join("model.bin"))?;
-        convert_once(&ct2, &onnx, spec, progress)?;
+        let onnx = dir.join(format!("onnx-fp32-{}", converter_revision()));
+        let mut sha = sha_of(&ct2.join("model.bin"))?;
+        let pinned = Cache::pinned_sha256(spec, "ct2/model.bin");
+        if pinned.is_some_and(|p| p != sha) {
+            progress(&format!(
+                "warning: {}: the cached weights do not match their pinned sha256 (changed after they were fetched); fetching them again",
+                ct2.join("model.bin").display()
+            ));
+            cache.forget(spec, "ct2/model.bin");
+            cache.ensure(spec, progress)?;
+            sha = sha_of(&ct2.join("model.bin"))?;
+            if pinned.is_some_and(|p| p != sha) {
+                return Err(ResolveError::Io {
+                    path: ct2.join("model.bin"),
+                    what: "does not match its pinned sha256 even after fetching it again".into(),
+                });
+            }
+        }
+        convert_once(
+            &ct2,
+            &onnx,
+            spec,
+            &format!("{spec} weights {sha}"),
+            progress,
+        )?;
         return Ok(ResolvedModel {
             name: spec.to_string(),
             onnx_dir: onnx,
@@ -116,17 +140,24 @@ pub fn resolve(
     if path.join(whisper::model::ENCODER_FILE).is_file() {
         return Ok(ResolvedModel {
             name,
-            source_sha256: sha_of(&path.join(whisper::model::ENCODER_FILE))?,
+            source_sha256: folder_sha(path)?,
             onnx_dir: path.to_path_buf(),
         });
     }
     if path.join("model.bin").is_file() {
-        let sha = sha_of(&path.join("model.bin"))?;
-        let onnx = cache
-            .root
-            .join("converted")
-            .join(format!("{}-r{CONVERTER_REVISION}", &sha[..16]));
-        convert_once(path, &onnx, &name, progress)?;
+        let sha = folder_sha(path)?;
+        let onnx =
+            cache
+                .root
+                .join("converted")
+                .join(format!("{}-{}", &sha[..16], converter_revision()));
+        convert_once(
+            path,
+            &onnx,
+            &name,
+            &format!("CTranslate2 folder {sha}"),
+            progress,
+        )?;
         return Ok(ResolvedModel {
             name,
             onnx_dir: onnx,
@@ -137,15 +168,24 @@ pub fn resolve(
 }
 
 fn blip_model(name: String, dir: &Path) -> Result<ResolvedModel, ResolveError> {
-    let mut shas = String::new();
-    for file in blip::model::GRAPH_FILES {
-        shas += &sha_of(&dir.join(file))?;
-    }
     Ok(ResolvedModel {
         name,
         onnx_dir: dir.to_path_buf(),
-        source_sha256: crate::fsutil::sha256_bytes(shas.as_bytes()),
+        source_sha256: folder_sha(dir)?,
     })
+}
+
+/// One sha256 over every file of a folder (names, sizes and contents; hidden files aside).
+fn folder_sha(dir: &Path) -> Result<String, ResolveError> {
+    let files = crate::assets::entry::digest(dir).map_err(|e| ResolveError::Io {
+        path: dir.to_path_buf(),
+        what: e.to_string(),
+    })?;
+    let mut all = String::new();
+    for f in files {
+        all += &format!("{} {} {}\n", f.file, f.bytes, f.sha256);
+    }
+    Ok(crate::fsutil::sha256_bytes(all.as_bytes()))
 }
 
 fn sha_of(path: &Path) -> Result<String, ResolveError> {
@@ -155,23 +195,42 @@ fn sha_of(path: &Path) -> Result<String, ResolveError> {
     })
 }
 
+/// The cached conversion of `ct2`, made when absent and made again when its files no longer match its
+/// record.
 fn convert_once(
     ct2: &Path,
     onnx: &Path,
     name: &str,
+    key: &str,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), ResolveError> {
-    if whisper::model::PART_FILES
-        .iter()
-        .all(|f| onnx.join(f).is_file())
-    {
-        return Ok(());
-    }
+    use crate::fsutil::Publish;
+    let mode = if onnx.is_dir() {
+        let changes = crate::assets::entry::digest(onnx)
+            .map(|files| crate::assets::entry::changes(onnx, &files))
+            .unwrap_or_else(|e| vec![e.to_string()]);
+        let sealed = onnx.join(crate::assets::entry::SEAL_FILE).is_file();
+        if sealed && changes.is_empty() {
+            return Ok(());
+        }
+        progress(&format!(
+            "warning: {}: the cached conversion {}; converting again",
+            onnx.display(),
+            if sealed {
+                format!("changed after it was made ({})", changes.join("; "))
+            } else {
+                "has no record of its files".to_string()
+            }
+        ));
+        Publish::Replace
+    } else {
+        Publish::IfAbsent
+    };
     progress(&format!(
         "convert {name}: CTranslate2 → ONNX ({}) ...",
         onnx.display()
     ));
-    whisper::export::convert(ct2, onnx)?;
+    whisper::export::convert(ct2, onnx, Some(key), mode)?;
     Ok(())
 }
 

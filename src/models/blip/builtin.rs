@@ -101,12 +101,22 @@ pub fn ensure_builtin(
         _ => format!("r{REVISION}"),
     };
     let dir = cache.root.join("blip").join(format!("{name}-{tag}"));
-    if !dir.join(super::model::CONFIG_FILE).is_file() {
+    // Its content is checked against the seal where it is opened (its files are hashed there anyway).
+    if !dir.join(crate::assets::entry::SEAL_FILE).is_file() {
+        use crate::fsutil::Publish;
         progress(&format!("{name}: writing {} ...", dir.display()));
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).with_context(|| dir.display().to_string())?;
-        }
-        export_builtin(name, &dir, progress)?;
+        let parent = dir.parent().unwrap_or(Path::new("."));
+        let tmp = crate::fsutil::work_dir(parent, "builtin")
+            .with_context(|| parent.display().to_string())?;
+        write_builtin(name, tmp.path(), progress)?;
+        crate::assets::entry::seal(tmp.path(), &format!("built-in {name} {tag}"))
+            .with_context(|| tmp.path().display().to_string())?;
+        let mode = if dir.exists() {
+            Publish::Replace
+        } else {
+            Publish::IfAbsent
+        };
+        crate::fsutil::publish_dir(tmp, &dir, mode).with_context(|| dir.display().to_string())?;
     }
     Ok(dir)
 }

@@ -94,7 +94,14 @@ pub fn dims(m: &Ct2Model) -> Result<Dims, Ct2Error> {
 
 /// Converts a CTranslate2 Whisper folder (model.bin, config.json, tokenizer.json) into `out`.
 /// Files are written into a temp folder that is renamed into place at the end.
-pub fn convert(ct2_dir: &Path, out: &Path) -> Result<(), ExportError> {
+/// With `seal`, the folder records its files under that key (a cache entry). `mode` says what happens to
+/// a folder already at `out`.
+pub fn convert(
+    ct2_dir: &Path,
+    out: &Path,
+    seal: Option<&str>,
+    mode: crate::fsutil::Publish,
+) -> Result<(), ExportError> {
     let model = Ct2Model::open(&ct2_dir.join("model.bin"))?;
     if model.spec_name != "WhisperSpec" {
         return Err(ExportError::Folder {
@@ -114,10 +121,7 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<(), ExportError> {
 
     let parent = out.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| folder_err(parent, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".convert-")
-        .tempdir_in(parent)
-        .map_err(|e| folder_err(parent, e))?;
+    let tmp = crate::fsutil::work_dir(parent, "convert").map_err(|e| folder_err(parent, e))?;
 
     for (file, graph) in graphs(&model, &d)? {
         write_model(&graph, &tmp.path().join(file))?;
@@ -128,15 +132,16 @@ pub fn convert(ct2_dir: &Path, out: &Path) -> Result<(), ExportError> {
     let config_path = tmp.path().join("config.json");
     crate::fsutil::write_atomic(
         &config_path,
-        serde_json::to_string_pretty(&config).unwrap().as_bytes(),
+        serde_json::to_string_pretty(&config)
+            .map_err(|e| folder_err(&config_path, std::io::Error::other(e)))?
+            .as_bytes(),
     )
     .map_err(|e| folder_err(&config_path, e))?;
 
-    if out.exists() {
-        std::fs::remove_dir_all(out).map_err(|e| folder_err(out, e))?;
+    if let Some(key) = seal {
+        crate::assets::entry::seal(tmp.path(), key).map_err(|e| folder_err(tmp.path(), e))?;
     }
-    let kept = tmp.keep();
-    std::fs::rename(&kept, out).map_err(|e| folder_err(out, e))?;
+    crate::fsutil::publish_dir(tmp, out, mode).map_err(|e| folder_err(out, e))?;
     Ok(())
 }
 
