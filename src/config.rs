@@ -376,7 +376,10 @@ impl Experiment {
         if exp.models.is_empty() {
             return Err(err("no [[models]] to run".into()));
         }
-        exp.measure.check().map_err(err)?;
+        exp.measure.check().map_err(|what| {
+            let key = what.split(':').next().unwrap_or_default();
+            err(with_line(text, "[measure]", 0, key, what.clone()))
+        })?;
         if exp.name.is_empty() || exp.name.contains(['/', '\\']) {
             return Err(err(format!(
                 "name `{}` must be non-empty and contain no path separators",
@@ -385,7 +388,16 @@ impl Experiment {
         }
         let base = path.parent().unwrap_or(Path::new("."));
         for (i, m) in exp.models.iter_mut().enumerate() {
-            let at = |what: String| err(format!("[[models]] #{} ({}): {what}", i + 1, m.model));
+            let at = |what: String| {
+                let key = what.split(':').next().unwrap_or_default().to_string();
+                err(with_line(
+                    text,
+                    "[[models]]",
+                    i,
+                    &key,
+                    format!("[[models]] #{} ({}): {what}", i + 1, m.model),
+                ))
+            };
             if m.dataset.is_relative() && m.dataset != Path::new(EASY_VQA_TEST) {
                 m.dataset = base.join(&m.dataset);
             }
@@ -456,6 +468,34 @@ impl Experiment {
             self.runtime.threads
         }
     }
+}
+
+/// `what`, prefixed with the line of the file that sets `key` (a dotted path such as `measure.runs` or
+/// `static.smooth_quant.encoder`) in the `occurrence`-th table headed `table`, when it can be found.
+fn with_line(text: &str, table: &str, occurrence: usize, key: &str, what: String) -> String {
+    let parts: Vec<&str> = key.split('.').filter(|p| !p.is_empty()).collect();
+    let mut seen = 0usize;
+    let mut inside = false;
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.starts_with('[') {
+            if line == table {
+                inside = seen == occurrence;
+                seen += 1;
+            } else if !line.starts_with(&format!("[{}", table.trim_matches(['[', ']']))) {
+                inside = false;
+            }
+            continue;
+        }
+        let sets = |k: &str| {
+            line.strip_prefix(k)
+                .is_some_and(|rest| rest.trim_start().starts_with('='))
+        };
+        if inside && parts.iter().rev().any(|k| sets(k)) {
+            return format!("line {}: {what}", n + 1);
+        }
+    }
+    what
 }
 
 impl MeasureConfig {

@@ -671,3 +671,409 @@ fn an_experiment_file_loads_only_the_pinned_runtime_and_a_replaced_cached_one_is
     );
     assert!(r.stdout.contains("LJ002-0020.wav\t"), "{}", r.stdout);
 }
+
+fn wav_bytes(spec: hound::WavSpec, samples: &[f32]) -> Vec<u8> {
+    let mut cursor = std::io::Cursor::new(Vec::new());
+    let mut w = hound::WavWriter::new(&mut cursor, spec).unwrap();
+    for &v in samples {
+        match spec.sample_format {
+            hound::SampleFormat::Float => w.write_sample(v).unwrap(),
+            hound::SampleFormat::Int => w.write_sample((v * 32767.0) as i16).unwrap(),
+        }
+    }
+    w.finalize().unwrap();
+    cursor.into_inner()
+}
+
+/// Transcribes `file` with tiny.en (`extra` flags first) and expects one error line naming it.
+fn transcribe_refuses(extra: &[&str], file: &Path, needles: &[&str]) {
+    let f = file.display().to_string();
+    let mut args: Vec<&str> = extra.to_vec();
+    args.extend(["transcribe", "--model", "whisper-tiny.en", &f]);
+    expect_error(&quantbench(&args, &[]), needles);
+}
+
+#[test]
+fn hostile_audio_headers_and_samples_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let tone: Vec<f32> = (0..16_000 * 3)
+        .map(|i| (i as f32 * 0.05).sin() * 0.3)
+        .collect();
+    let good = wav_bytes(spec, &tone[..1600]);
+    let rate_at = good.windows(4).position(|w| w == b"fmt ").unwrap() + 12;
+    // 2^32-5 Hz: hound itself refuses the header (its byte rate cannot agree); the others are ours.
+    for (rate, name, says) in [
+        (u32::MAX - 4, "huge-rate.wav", "invalid WAV"),
+        (1_000_000, "mhz.wav", "outside 4000..=384000 Hz"),
+        (1, "one-hz.wav", "outside 4000..=384000 Hz"),
+    ] {
+        let mut b = good.clone();
+        b[rate_at..rate_at + 4].copy_from_slice(&rate.to_le_bytes());
+        // The byte rate agrees with it (2 bytes a frame), as a consistent header's does.
+        b[rate_at + 4..rate_at + 8].copy_from_slice(&rate.wrapping_mul(2).to_le_bytes());
+        std::fs::write(dir.path().join(name), &b).unwrap();
+        transcribe_refuses(&[], &dir.path().join(name), &[name, says]);
+    }
+    let float = hound::WavSpec {
+        bits_per_sample: 32,
+        sample_format: hound::SampleFormat::Float,
+        ..spec
+    };
+    let mut inf = tone[..1600].to_vec();
+    inf[700] = f32::INFINITY;
+    std::fs::write(dir.path().join("inf.wav"), wav_bytes(float, &inf)).unwrap();
+    transcribe_refuses(
+        &[],
+        &dir.path().join("inf.wav"),
+        &["inf.wav", "sample 700 is inf"],
+    );
+
+    std::fs::write(dir.path().join("long.wav"), wav_bytes(spec, &tone)).unwrap();
+    transcribe_refuses(
+        &["--max-audio-seconds", "2"],
+        &dir.path().join("long.wav"),
+        &[
+            "long.wav",
+            "0:00:03 long, over the limit of 0:00:02",
+            "--max-audio-seconds",
+        ],
+    );
+    let o = quantbench(&["--max-audio-seconds", "0", "fetch"], &[]);
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    assert!(o.stderr.contains("--max-audio-seconds"), "{}", o.stderr);
+
+    let mut flac =
+        std::fs::read(repo().join("datasets/speech-en/librispeech/2412-153948-0000.flac")).unwrap();
+    flac[8 + 20] ^= 0x01; // a byte of STREAMINFO's MD5
+    std::fs::write(dir.path().join("md5.flac"), &flac).unwrap();
+    transcribe_refuses(
+        &[],
+        &dir.path().join("md5.flac"),
+        &["md5.flac", "does not match STREAMINFO's MD5"],
+    );
+}
+
+#[test]
+fn a_jpeg_cut_after_a_segment_holding_an_end_marker_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = std::fs::read(repo().join("datasets/images/rocket.jpg")).unwrap();
+    // An EXIF-like comment holding FF D9 right after SOI, then the photo cut halfway through its scan.
+    let comment = [0xFF, 0xFE, 0x00, 0x06, b'x', 0xFF, 0xD9, b'y'];
+    let full = [&photo[..2], &comment[..], &photo[2..]].concat();
+    let cut = dir.path().join("cut.jpg");
+    std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+    let o = quantbench(
+        &[
+            "caption",
+            "--model",
+            "blip-easyvqa",
+            &cut.display().to_string(),
+        ],
+        &[],
+    );
+    expect_error(&o, &["cut.jpg", "corrupt or truncated JPEG"]);
+}
+
+/// A copy of blip-easyvqa's folder (exported), with `blip.json` rewritten by `edit`.
+fn blip_folder_with(dir: &Path, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let m = dir.join("blip");
+    let original = m.join("blip.json.orig");
+    if !m.exists() {
+        let o = quantbench(&["export", "blip-easyvqa", &m.display().to_string()], &[]);
+        assert_eq!(o.code, Some(0), "{}", o.stderr);
+        std::fs::copy(m.join("blip.json"), &original).unwrap();
+    }
+    let path = m.join("blip.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&original).unwrap()).unwrap();
+    v["image_size"] = 64.into();
+    edit(&mut v);
+    std::fs::write(&path, v.to_string()).unwrap();
+    m
+}
+
+#[test]
+fn model_folder_configs_are_bounded_and_checked_against_the_graphs() {
+    let dir = tempfile::tempdir().unwrap();
+    let photo = "datasets/images/camera.png";
+    for (key, value, says) in [
+        (
+            "image_size",
+            serde_json::json!(4_294_967_295u32),
+            "`image_size` is 4294967295, outside 16..=4096",
+        ),
+        (
+            "image_size",
+            serde_json::json!(128),
+            "`image_size` is 128, but vision_model.onnx's `pixel_values` is 64",
+        ),
+        (
+            "max_length",
+            serde_json::json!(0),
+            "`max_length` is 0, outside 1..=512",
+        ),
+        ("std", serde_json::json!([0.0, 1.0, 1.0]), "`std`"),
+        (
+            "bos_token_id",
+            serde_json::json!(1_000_000_000),
+            "outside the vocabulary",
+        ),
+    ] {
+        let m = blip_folder_with(dir.path(), |v| v[key] = value.clone());
+        let o = quantbench(
+            &["caption", "--model", &m.display().to_string(), photo],
+            &[],
+        );
+        expect_error(&o, &["blip.json", says]);
+    }
+
+    // Whisper: tiny.en's converted folder, linked, with config.json rewritten.
+    let cache = quantbench::assets::Cache::new(None, None);
+    let fp32 = quantbench::models::resolve("whisper-tiny.en", &cache, &mut |_| {})
+        .unwrap()
+        .onnx_dir;
+    let model = dir.path().join("tiny");
+    std::fs::create_dir(&model).unwrap();
+    for e in std::fs::read_dir(&fp32).unwrap().flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with('.') && name != "config.json" {
+            std::fs::hard_link(e.path(), model.join(&name)).unwrap();
+        }
+    }
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fp32.join("config.json")).unwrap()).unwrap();
+    let clip = "datasets/speech-en/librispeech/2412-153948-0000.flac";
+    for (key, value, says) in [
+        (
+            "vocab_size",
+            serde_json::json!(1_000_000_000_000_000_000u64),
+            "`vocab_size` is 1000000000000000000, outside 1..=1048576",
+        ),
+        (
+            "num_mel_bins",
+            serde_json::json!(0),
+            "`num_mel_bins` is 0, outside 1..=512",
+        ),
+        (
+            "num_mel_bins",
+            serde_json::json!(128),
+            "`num_mel_bins` is 128, but encoder_model.onnx's `input_features` has 80",
+        ),
+        (
+            "vocab_size",
+            serde_json::json!(51_000),
+            "`vocab_size` is 51000, but decoder_model.onnx's `logits` has 51864",
+        ),
+        (
+            "suppress_tokens",
+            serde_json::json!([-5]),
+            "`suppress_tokens` holds -5",
+        ),
+    ] {
+        let mut c = config.clone();
+        c[key] = value;
+        std::fs::write(model.join("config.json"), c.to_string()).unwrap();
+        let o = quantbench(
+            &["transcribe", "--model", &model.display().to_string(), clip],
+            &[],
+        );
+        expect_error(&o, &["config.json", says]);
+    }
+}
+
+/// A one-MatMul ONNX graph whose weight is `weight`, as a Whisper folder's encoder.
+fn folder_with_graph(dir: &Path, graph: quantbench::onnx::proto::ModelProto) -> PathBuf {
+    use prost::Message;
+    let m = dir.join("crafted");
+    std::fs::create_dir_all(&m).unwrap();
+    std::fs::write(m.join("encoder_model.onnx"), graph.encode_to_vec()).unwrap();
+    m
+}
+
+fn matmul_graph(
+    dims: Vec<i64>,
+    raw: usize,
+    outputs: Vec<String>,
+) -> quantbench::onnx::proto::ModelProto {
+    use quantbench::onnx::proto::{
+        tensor_proto::DataType, GraphProto, ModelProto, NodeProto, TensorProto,
+    };
+    ModelProto {
+        graph: Some(GraphProto {
+            initializer: vec![TensorProto {
+                name: Some("w".into()),
+                dims,
+                data_type: Some(DataType::Float as i32),
+                raw_data: Some(vec![0; raw]),
+                ..Default::default()
+            }],
+            node: vec![NodeProto {
+                op_type: Some("MatMul".into()),
+                name: Some("mm".into()),
+                input: vec!["x".into(), "w".into()],
+                output: outputs,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn crafted_onnx_graphs_and_ct2_tensors_are_refused_not_panicked_on() {
+    for (dims, raw, outputs, says) in [
+        (
+            vec![-1, -4],
+            16,
+            vec!["y".to_string()],
+            "dims [-1, -4] hold a negative size",
+        ),
+        (
+            vec![2, 3],
+            20,
+            vec!["y".to_string()],
+            "has 20 bytes of raw_data, but dims [2, 3] need 24",
+        ),
+        (vec![2, 3], 24, vec![], "node `mm` (MatMul) has no output"),
+        (vec![i64::MAX, 4], 0, vec!["y".to_string()], "overflow"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let m = folder_with_graph(dir.path(), matmul_graph(dims, raw, outputs));
+        let out = dir.path().join("int8");
+        let o = quantbench(
+            &[
+                "quantize",
+                "--model",
+                &m.display().to_string(),
+                "--recipe",
+                "dynamic",
+                "--out",
+                &out.display().to_string(),
+            ],
+            &[],
+        );
+        expect_error(&o, &["encoder_model.onnx", says]);
+        assert!(!out.exists());
+    }
+    // A [2, 0] weight is valid ONNX: it is left in float, and the folder (not a model) fails to run.
+    let dir = tempfile::tempdir().unwrap();
+    let m = folder_with_graph(dir.path(), matmul_graph(vec![2, 0], 0, vec!["y".into()]));
+    let o = quantbench(
+        &[
+            "quantize",
+            "--model",
+            &m.display().to_string(),
+            "--recipe",
+            "weights",
+        ],
+        &[],
+    );
+    assert_eq!(o.code, Some(1), "{}", o.stderr);
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+
+    // CT2: `ffn/linear_0/weight` stored as a scalar, in the synthetic Whisper the fuzzer starts from.
+    let seed = std::fs::read(repo().join("fuzz/corpus/ct2/whisper-d4.bin")).unwrap();
+    let model =
+        quantbench::models::whisper::ct2::Ct2Model::parse(Path::new("seed"), &seed).unwrap();
+    let mut b = Vec::new();
+    b.extend_from_slice(&6u32.to_le_bytes());
+    put_str(&mut b, "WhisperSpec");
+    b.extend_from_slice(&3u32.to_le_bytes());
+    let names: Vec<&str> = model.names().collect();
+    b.extend_from_slice(&(names.len() as u32).to_le_bytes());
+    for name in names {
+        let v = model.get(name).unwrap();
+        put_str(&mut b, name);
+        let scalar = name == "encoder/layer_0/ffn/linear_0/weight";
+        let shape: Vec<usize> = if scalar { vec![] } else { v.shape.clone() };
+        b.push(shape.len() as u8);
+        for d in &shape {
+            b.extend_from_slice(&(*d as u32).to_le_bytes());
+        }
+        let id = match v.dtype {
+            quantbench::models::whisper::ct2::DType::F16 => 4u8,
+            _ => 3u8,
+        };
+        b.push(id);
+        let data = if scalar { &v.data[..2] } else { &v.data[..] };
+        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        b.extend_from_slice(data);
+    }
+    b.extend_from_slice(&0u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let ct2 = dir.path().join("ct2");
+    std::fs::create_dir(&ct2).unwrap();
+    std::fs::write(ct2.join("model.bin"), &b).unwrap();
+    std::fs::write(ct2.join("config.json"), "{}").unwrap();
+    std::fs::write(ct2.join("tokenizer.json"), "{}").unwrap();
+    let out = dir.path().join("onnx");
+    let o = quantbench(
+        &[
+            "convert",
+            &ct2.display().to_string(),
+            &out.display().to_string(),
+        ],
+        &[],
+    );
+    expect_error(
+        &o,
+        &[
+            "model.bin",
+            "encoder/layer_0/ffn/linear_0/weight",
+            "expected rank 2",
+        ],
+    );
+    assert!(!out.exists());
+    // And an existing folder quantbench did not make is not replaced.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let o = quantbench(
+        &[
+            "convert",
+            &ct2.display().to_string(),
+            &out.display().to_string(),
+        ],
+        &[],
+    );
+    expect_error(&o, &["onnx", "is not a quantbench output"]);
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "mine"
+    );
+}
+
+#[test]
+fn experiment_values_out_of_range_name_their_line_key_and_range() {
+    let dir = tempfile::tempdir().unwrap();
+    for (body, says) in [
+        ("[measure]\nruns = 0\n", vec!["line 3", "measure.runs", "between 1 and 100000"]),
+        ("[measure]\ndecoder_cache_len = 100000000\n", vec!["line 3", "measure.decoder_cache_len", "at most 4096"]),
+        (
+            "[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d.jsonl\"\n[models.static]\nsmooth_quant = { encoder = nan }\n",
+            vec!["line 6", "smooth_quant.encoder", "outside [0, 1]"],
+        ),
+        (
+            "[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d.jsonl\"\n[models.static]\nsmooth_quant = { decoder = 7.0 }\n",
+            vec!["line 6", "smooth_quant.decoder", "α 7 is outside [0, 1]"],
+        ),
+    ] {
+        let cfg = dir.path().join("exp.toml");
+        let models = if body.contains("[[models]]") {
+            ""
+        } else {
+            "[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d.jsonl\"\n"
+        };
+        std::fs::write(&cfg, format!("name = \"x\"\n{body}{models}")).unwrap();
+        let o = quantbench(&["report", "--config", &cfg.display().to_string()], &[]);
+        let mut needles = vec!["exp.toml"];
+        needles.extend(says);
+        expect_error(&o, &needles);
+    }
+}
