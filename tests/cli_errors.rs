@@ -806,7 +806,7 @@ fn model_folder_configs_are_bounded_and_checked_against_the_graphs() {
         (
             "image_size",
             serde_json::json!(4_294_967_295u32),
-            "`image_size` is 4294967295, outside 16..=4096",
+            "`image_size` is 4294967295, outside 1..=4096",
         ),
         (
             "image_size",

@@ -111,10 +111,9 @@ pub fn changes(dir: &Path, actual: &[SealedFile]) -> Vec<String> {
     out
 }
 
-/// Whether quantbench made `dir` (it holds a seal or a quantization sidecar): only such folders may be
-/// replaced by `--force`.
+/// Whether quantbench made `dir` (it holds a seal): only such folders may be replaced.
 pub fn is_quantbench_output(dir: &Path) -> bool {
-    dir.join(SEAL_FILE).is_file() || dir.join(crate::quant::SIDECAR_FILE).is_file()
+    dir.join(SEAL_FILE).is_file()
 }
 
 #[cfg(test)]

@@ -174,7 +174,8 @@ pub fn quantize(
             dst.display()
         );
     }
-    if dst.exists() && !entry::is_quantbench_output(&dst) {
+    // Folders of earlier versions carry only the sidecar.
+    if dst.exists() && !entry::is_quantbench_output(&dst) && !dst.join(SIDECAR_FILE).is_file() {
         bail!(
             "{}: is not a quantbench output (it has no {SIDECAR_FILE}); --force replaces only folders quantbench made",
             dst.display()
@@ -462,7 +463,12 @@ fn open_with<P>(
         total: 1,
     });
     let (mut parts, mut files) = folder_contents(&dir)?;
-    let changes = entry::changes(&dir, &sealed(&files));
+    // Only the cache's own entries are held to their record: a folder the user keeps is theirs to edit.
+    let changes = if dir.starts_with(&ctx.cache.root) {
+        entry::changes(&dir, &sealed(&files))
+    } else {
+        Vec::new()
+    };
     if !changes.is_empty() {
         let what = format!(
             "{}: changed after quantbench made it ({})",

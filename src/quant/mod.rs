@@ -481,7 +481,8 @@ fn read_graph(path: &Path) -> Result<crate::onnx::proto::ModelProto, QuantError>
     Ok(model)
 }
 
-/// Copies every file of `src` that is not an ONNX graph or a quantization sidecar into `dst`.
+/// Copies every file of `src` that is not an ONNX graph, a quantization sidecar or hidden (a cache
+/// record describes its own folder only) into `dst`.
 fn copy_other_files(src: &Path, dst: &Path) -> Result<(), QuantError> {
     for entry in std::fs::read_dir(src)
         .map_err(|e| io_err(src, e))?
@@ -489,7 +490,9 @@ fn copy_other_files(src: &Path, dst: &Path) -> Result<(), QuantError> {
     {
         let p = entry.path();
         let name = entry.file_name();
-        if p.is_file() && name != SIDECAR_FILE && !name.to_string_lossy().ends_with(".onnx") {
+        let text = name.to_string_lossy();
+        if p.is_file() && name != SIDECAR_FILE && !text.ends_with(".onnx") && !text.starts_with('.')
+        {
             std::fs::copy(&p, dst.join(&name)).map_err(|e| io_err(&p, e))?;
         }
     }

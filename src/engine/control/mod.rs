@@ -590,13 +590,16 @@ fn publish(step_dir: &Path, dst: &Path, record: &AccuracyControl) -> Result<Quan
             .flatten()
         {
             let from = entry.path();
-            if from.is_file() {
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if from.is_file() && !hidden {
                 std::fs::copy(&from, tmp.join(entry.file_name()))
                     .with_context(|| from.display().to_string())?;
             }
         }
         let text = serde_json::to_string_pretty(record).expect("record serialises") + "\n";
-        std::fs::write(tmp.join(SIDECAR_FILE), text).with_context(|| tmp.display().to_string())
+        std::fs::write(tmp.join(SIDECAR_FILE), text).with_context(|| tmp.display().to_string())?;
+        crate::assets::entry::seal(tmp, &format!("accuracy control, {}", step_dir.display()))
+            .with_context(|| tmp.display().to_string())
     })?;
     read_sidecar(dst)?.with_context(|| format!("{}: no quantization sidecar", dst.display()))
 }

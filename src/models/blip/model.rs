@@ -55,7 +55,7 @@ pub struct BlipConfig {
 
 /// Bounds on blip.json's sizes (blip-vqa-base: 384 px, 20 tokens, 512 positions); the graphs' own shapes
 /// are checked against them at open.
-const IMAGE_SIZES: std::ops::RangeInclusive<u32> = 16..=4096;
+const IMAGE_SIZES: std::ops::RangeInclusive<u32> = 1..=4096;
 const MAX_LENGTH: usize = 512;
 const MAX_QUESTION_TOKENS: usize = 4096;
 
