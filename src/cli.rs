@@ -304,8 +304,9 @@ pub struct GateArgs {
 pub struct QuantArgs {
     #[arg(long)]
     pub model: String,
-    /// dynamic, static (calibrated QDQ, transformer preset), weights (weight-only compression) or seed
-    /// (the seed notebooks' recipe: static, but a BLIP text decoder gets weight-only INT8)
+    /// dynamic, static (calibrated QDQ, transformer preset), weights (weight-only compression), seed
+    /// (the seed notebooks' recipe: static, but a BLIP text decoder gets weight-only INT8) or fused
+    /// (FP32 with the fusions alone)
     #[arg(long, value_parser = recipe)]
     pub recipe: Recipe,
     /// Speech or VQA manifest to calibrate on (default: datasets/speech-calib/manifest.jsonl for
@@ -341,6 +342,9 @@ pub struct QuantArgs {
     /// .onnx, e.g. text_decoder_with_past=weights (repeatable)
     #[arg(long = "part", value_parser = part)]
     pub parts: Vec<(String, Recipe)>,
+    /// Quantize the graphs as they are, without first fusing attention into MultiHeadAttention
+    #[arg(long)]
+    pub no_fusion: bool,
 }
 
 /// The validation set accuracy control judges on.

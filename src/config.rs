@@ -89,7 +89,7 @@ impl Variant {
             return Ok(Variant::Fp32);
         }
         Recipe::parse(text).map(Variant::Recipe).map_err(|_| {
-            format!("unknown variant `{text}` (known: fp32, dynamic, static, weights, seed)")
+            format!("unknown variant `{text}` (known: fp32, dynamic, static, weights, seed, fused)")
         })
     }
 
@@ -160,6 +160,9 @@ pub struct ModelEntry {
     /// `parts = { text_decoder_with_past = "weights" }`.
     #[serde(default)]
     pub parts: BTreeMap<String, Recipe>,
+    /// Whether INT8 variants are fused (attention → MultiHeadAttention) before they are quantized.
+    #[serde(default = "fusion_on")]
+    pub fusion: bool,
     /// Model folders measured beside the variants, with their labels (not read from the file: the models
     /// accuracy control chooses).
     #[serde(skip)]
@@ -174,6 +177,10 @@ pub struct ModelEntry {
     /// Only these series are measured (empty: every series of the kind).
     #[serde(skip)]
     pub only_series: Vec<String>,
+}
+
+fn fusion_on() -> bool {
+    true
 }
 
 fn whisper() -> Kind {
@@ -327,6 +334,7 @@ impl ModelEntry {
             calibration: None,
             static_params: StaticOverrides::default(),
             parts: BTreeMap::new(),
+            fusion: true,
             extra_arms: Vec::new(),
             accuracy_control: None,
             ignored_scope_file: None,
@@ -410,6 +418,12 @@ impl Experiment {
             if let Some(ac) = m.accuracy_control.as_mut() {
                 if ac.validate.is_relative() && ac.validate != Path::new(EASY_VQA_TRAIN) {
                     ac.validate = base.join(&ac.validate);
+                }
+                if ac.recipe == Recipe::Fused {
+                    return Err(at(
+                        "accuracy_control.recipe: `fused` quantizes nothing; give an INT8 recipe"
+                            .into(),
+                    ));
                 }
                 if !ac.max_drop.is_finite() || ac.max_drop < 0.0 {
                     return Err(at("accuracy_control.max_drop: must be a number ≥ 0".into()));

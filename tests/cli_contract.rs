@@ -211,7 +211,7 @@ fn quantize_writes_a_verified_folder_with_its_sidecar() {
         &out.display().to_string(),
     ]);
     assert!(
-        stdout.contains("encoder_model.onnx: 24 of 147 ops quantized"),
+        stdout.contains("encoder_model.onnx: 24 of 99 ops quantized; fused 4 × MultiHeadAttention"),
         "{stdout}"
     );
     let side: serde_json::Value =
@@ -222,6 +222,13 @@ fn quantize_writes_a_verified_folder_with_its_sidecar() {
     let enc = &side["parts"][0];
     assert_eq!(enc["file"], "encoder_model.onnx");
     assert_eq!(enc["ops"]["MatMul"]["quantized"], 24);
+    assert_eq!(enc["fusions"]["MultiHeadAttention"], 4);
+    // The decoders' vocabulary projection is block-wise 8-bit; nothing in them is fused.
+    assert!(side["parts"][2]["fusions"].is_null());
+    assert!(side["parameters"]["vocabulary_projection"]
+        .as_str()
+        .unwrap()
+        .contains("MatMulNBits"));
     assert!(side["parameters"]["weights"]
         .as_str()
         .unwrap()

@@ -217,6 +217,7 @@ fn static_int8_small_graph_with_smoothing_and_bias_correction() {
                 ..StaticParams::default()
             },
             parts: Default::default(),
+            fusion: true,
         };
         let summary = quantize_folder(
             dir,
@@ -547,4 +548,67 @@ fn sensitivity_ranks_the_deliberately_sensitive_op_first_and_leaves_the_float_pa
         ranked[0].nmse.unwrap() > 2.0 * ranked[1].nmse.unwrap(),
         "{ranked:?}"
     );
+}
+
+/// A vocabulary-wide projection onto a graph output goes to MatMulNBits (8-bit blocks); ONNX Runtime runs
+/// it within a small error of FP32 and with the same argmax per row.
+#[test]
+fn vocabulary_projection_becomes_matmul_nbits_and_keeps_the_argmax() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let (k, vocab) = (64usize, quantbench::quant::nbits::MIN_COLUMNS + 40);
+    let mut seed = 11u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[Dim::Named("n"), Dim::Fixed(k as i64)],
+    );
+    let w: Vec<f32> = (0..k * vocab).map(|_| rnd()).collect();
+    let w = g.f32_init("proj_out.weight", &[k, vocab], &w);
+    g.op_into_named("proj_out/MatMul", "MatMul", &[&x, &w], vec![], &["y"]);
+    g.output(
+        "y",
+        DataType::Float,
+        &[Dim::Named("n"), Dim::Fixed(vocab as i64)],
+    );
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    write_model(&g.finish("logits", 17), &src.path().join("m.onnx")).unwrap();
+    let summary = quantize_folder(
+        src.path(),
+        dst.path(),
+        &["m.onnx"],
+        Recipe::Dynamic,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(summary.parts[0].ops["MatMul"].quantized, 1);
+    let graph = quantbench::onnx::read_model(&dst.path().join("m.onnx"))
+        .unwrap()
+        .graph
+        .unwrap();
+    let ops: Vec<&str> = graph.node.iter().map(|n| n.op_type()).collect();
+    assert_eq!(ops, ["MatMulNBits"]);
+
+    let rows = 6;
+    let x: Vec<f32> = (0..rows * k).map(|_| rnd() * 4.0).collect();
+    let fp = run(&src.path().join("m.onnx"), &x, rows, k);
+    let q = run(&dst.path().join("m.onnx"), &x, rows, k);
+    let range = fp.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let err = fp
+        .iter()
+        .zip(&q)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(err <= 0.02 * range, "max error {err} vs range {range}");
+    let argmax = |v: &[f32]| -> Vec<usize> {
+        v.chunks(vocab)
+            .map(|r| (0..vocab).max_by(|&i, &j| r[i].total_cmp(&r[j])).unwrap())
+            .collect()
+    };
+    assert_eq!(argmax(&fp), argmax(&q));
 }

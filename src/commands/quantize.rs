@@ -24,6 +24,7 @@ pub fn setup_of(q: &QuantArgs) -> engine::QuantSetup {
         },
         calibration: q.calib.clone(),
         parts: q.parts.iter().cloned().collect(),
+        fusion: !q.no_fusion,
     }
 }
 
@@ -34,6 +35,9 @@ pub fn request_of(
     budget: Budget,
     limits: Limits,
 ) -> Result<Request> {
+    if q.recipe == crate::quant::Recipe::Fused {
+        bail!("--recipe fused quantizes nothing: accuracy control and sensitivity need an INT8 recipe");
+    }
     let Some(validate) = v.validate.clone() else {
         bail!("--validate MANIFEST is needed (a validation set disjoint from the evaluation set)");
     };
@@ -107,7 +111,17 @@ pub fn run(ctx: &Context, command: &Command, sink: &mut dyn FnMut(Event)) -> Res
             .ops
             .values()
             .fold((0, 0), |(q, t), c| (q + c.quantized, t + c.total));
-        println!("{}: {q} of {t} ops quantized", p.file);
+        let fused: Vec<String> = p
+            .fusions
+            .iter()
+            .map(|(op, n)| format!("{n} × {op}"))
+            .collect();
+        let fused = if fused.is_empty() {
+            String::new()
+        } else {
+            format!("; fused {}", fused.join(", "))
+        };
+        println!("{}: {q} of {t} ops quantized{fused}", p.file);
     }
     println!("{}", dir.display());
     Ok(Outcome::Done)

@@ -26,13 +26,27 @@ pub const BASELINE: &str = Variant::BASELINE;
 
 /// How INT8 variants are made: the nodes every recipe keeps in float, the calibrated recipes' parameters
 /// set explicitly (the rest are the recipe's defaults) and the calibration manifest.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct QuantSetup {
     pub ignored: IgnoredScope,
     pub overrides: StaticOverrides,
     pub calibration: Option<PathBuf>,
     /// A recipe per graph, overriding the variant's for that part.
     pub parts: std::collections::BTreeMap<String, Recipe>,
+    /// Fusions before quantization (on unless an entry or `--no-fusion` turns them off).
+    pub fusion: bool,
+}
+
+impl Default for QuantSetup {
+    fn default() -> Self {
+        QuantSetup {
+            ignored: IgnoredScope::default(),
+            overrides: StaticOverrides::default(),
+            calibration: None,
+            parts: Default::default(),
+            fusion: true,
+        }
+    }
 }
 
 impl QuantSetup {
@@ -43,6 +57,7 @@ impl QuantSetup {
             overrides: entry.static_params.clone(),
             calibration: entry.calibration.clone(),
             parts: entry.parts.clone(),
+            fusion: entry.fusion,
         }
     }
 
@@ -52,6 +67,7 @@ impl QuantSetup {
             ignored: self.ignored.clone(),
             params: self.overrides.params_for(recipe),
             parts: self.parts.clone(),
+            fusion: self.fusion,
         }
     }
 

@@ -27,6 +27,18 @@ pub struct Rewrite {
     pub skipped: Vec<String>,
 }
 
+impl Rewrite {
+    /// What leaving `model` as it is does: every op counted, none quantized.
+    pub fn unchanged(model: &ModelProto) -> Result<Rewrite, QuantError> {
+        let graph = model.graph.as_ref().ok_or(QuantError::NoGraph)?;
+        let mut result = Rewrite::default();
+        for n in &graph.node {
+            result.ops.entry(n.op_type().to_string()).or_default().total += 1;
+        }
+        Ok(result)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MatMulMode {
     /// Integer MatMul with activations quantized at run time.
@@ -41,12 +53,9 @@ pub fn rewrite(
     mode: MatMulMode,
     ignored: &dyn Fn(&NodeProto) -> bool,
 ) -> Result<Rewrite, QuantError> {
+    let mut result = Rewrite::unchanged(model)?;
     let graph = model.graph.as_mut().ok_or(QuantError::NoGraph)?;
     let init_index = super::graph::initializer_index(graph);
-    let mut result = Rewrite::default();
-    for n in &graph.node {
-        result.ops.entry(n.op_type().to_string()).or_default().total += 1;
-    }
 
     let mut new_nodes = Vec::with_capacity(graph.node.len() * 2);
     let mut new_inits: Vec<TensorProto> = Vec::new();

@@ -2,8 +2,10 @@
 //! model folder with a recipe and says what it did; callers verify the result with ORT before publishing it.
 
 pub mod calib;
+pub mod fuse;
 mod graph;
 mod int8;
+pub mod nbits;
 pub mod observe;
 mod qdq;
 pub mod qmath;
@@ -31,11 +33,15 @@ pub enum QuantError {
     ExternalData { path: PathBuf, tensor: String },
     #[error("{0}: no quantizable operation (no MatMul with a constant weight); nothing written")]
     NothingToQuantize(PathBuf),
+    #[error(
+        "{0}: no chain of ops the fusions know (no scaled dot-product attention); nothing written"
+    )]
+    NothingToFuse(PathBuf),
     #[error("ignored scope: {0}")]
     Scope(String),
     #[error("calibration: {0}")]
     Calibration(String),
-    #[error("unknown recipe `{0}` (known: dynamic, static, weights, seed)")]
+    #[error("unknown recipe `{0}` (known: dynamic, static, weights, seed, fused)")]
     UnknownRecipe(String),
     #[error("{path}: {what}")]
     Io { path: PathBuf, what: String },
@@ -53,6 +59,8 @@ pub enum Recipe {
     /// The seed notebooks' recipe: static everywhere but the text decoder of a BLIP, whose weights alone are
     /// compressed (quantizing its activations "leads to significant accuracy loss").
     Seed,
+    /// FP32 with the fusions alone (no quantization): separates what fusion gives from what INT8 gives.
+    Fused,
 }
 
 impl Recipe {
@@ -62,6 +70,7 @@ impl Recipe {
             "weights" => Ok(Recipe::Weights),
             "static" => Ok(Recipe::Static),
             "seed" => Ok(Recipe::Seed),
+            "fused" => Ok(Recipe::Fused),
             _ => Err(QuantError::UnknownRecipe(s.to_string())),
         }
     }
@@ -72,6 +81,7 @@ impl Recipe {
             Recipe::Weights => "weights",
             Recipe::Static => "static",
             Recipe::Seed => "seed",
+            Recipe::Fused => "fused",
         }
     }
 
@@ -102,12 +112,18 @@ impl Recipe {
                 "preset": "transformer: only MatMuls with a constant weight are quantized; attention score/context MatMuls, Softmax, LayerNorm, GELU and residual Adds stay float",
                 "ops": ["MatMul with a constant 2-D weight", "Gather from a constant 2-D table (axis 0)"],
                 "embeddings": "int8 rows, symmetric, one scale per row; dequantized after the lookup",
+                "vocabulary_projection": nbits::DESCRIPTION,
             }),
             Recipe::Dynamic => serde_json::json!({
                 "weights": "int8, symmetric, per output channel (scale = max|w| / 127, zero point 0)",
                 "activations": "uint8, asymmetric, per tensor, computed at run time (DynamicQuantizeLinear)",
                 "ops": ["MatMul with a constant 2-D weight", "Gather from a constant 2-D table (axis 0)"],
                 "embeddings": "int8 rows, symmetric, one scale per row; dequantized after the lookup",
+                "vocabulary_projection": nbits::DESCRIPTION,
+            }),
+            Recipe::Fused => serde_json::json!({
+                "weights": "float, unchanged",
+                "activations": "float (not quantized)",
             }),
             Recipe::Weights => serde_json::json!({
                 "weights": "int8, symmetric, per output channel; DequantizeLinear (axis 1) before a float MatMul",
@@ -331,6 +347,8 @@ pub struct QuantOptions {
     pub params: StaticParams,
     /// A recipe per graph (file name without `.onnx`), overriding `recipe` for that part.
     pub parts: BTreeMap<String, Recipe>,
+    /// Whether the graphs are fused (`fuse`) before they are quantized; on unless `--no-fusion`.
+    pub fusion: bool,
 }
 
 impl From<Recipe> for QuantOptions {
@@ -340,6 +358,7 @@ impl From<Recipe> for QuantOptions {
             ignored: IgnoredScope::default(),
             params: StaticParams::default(),
             parts: BTreeMap::new(),
+            fusion: true,
         }
     }
 }
@@ -368,6 +387,11 @@ impl QuantOptions {
         if !self.parts.is_empty() {
             p["parts"] = serde_json::to_value(&self.parts).expect("parts serialise");
         }
+        p["fusion"] = if self.fusion {
+            serde_json::json!(fuse::DESCRIPTION)
+        } else {
+            serde_json::json!(false)
+        };
         p
     }
 }
@@ -405,6 +429,9 @@ pub struct PartSummary {
     /// MatMuls whose bias absorbed the mean shift of weight rounding (static recipe).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bias_corrected: Option<usize>,
+    /// Chains replaced by a fused contrib op, counted by that op.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fusions: fuse::Fusions,
 }
 
 /// The JSON sidecar written next to the quantized graphs.
@@ -558,7 +585,13 @@ fn rewrite_part(
     ignored: &dyn Fn(&crate::onnx::proto::NodeProto) -> bool,
 ) -> Result<(int8::Rewrite, Option<usize>), QuantError> {
     let empty = HashMap::new();
-    Ok(match (options.recipe_for(file), calibration) {
+    let recipe = options.recipe_for(file);
+    let vocabulary = if matches!(recipe, Recipe::Dynamic | Recipe::Static) {
+        nbits::rewrite(model, ignored)?.len()
+    } else {
+        0
+    };
+    let (mut rewrite, corrected) = match (recipe, calibration) {
         (Recipe::Dynamic, _) => (
             int8::rewrite(model, int8::MatMulMode::Dynamic, ignored)?,
             None,
@@ -583,8 +616,15 @@ fn rewrite_part(
                 "{file}: the static recipe needs calibration statistics"
             )))
         }
+        (Recipe::Fused, _) => (int8::Rewrite::unchanged(model)?, None),
         (Recipe::Seed, _) => unreachable!("split by for_file"),
-    })
+    };
+    if vocabulary > 0 {
+        let count = rewrite.ops.entry("MatMul".into()).or_default();
+        count.quantized += vocabulary;
+        count.total += vocabulary;
+    }
+    Ok((rewrite, corrected))
 }
 
 /// Rewrites every graph file of `src` into `dst` (a fresh folder) and copies the other files. The static
@@ -634,6 +674,11 @@ pub fn quantize_folder(
             }
         }
         let part_recipe = options.recipe_for(file);
+        let fusions = if options.fusion {
+            fuse::fuse(&mut model)?
+        } else {
+            fuse::Fusions::new()
+        };
         let (rewrite, bias_corrected) =
             rewrite_part(&mut model, file, &options, calibration, &ignored)?;
         rewritten.push((file, model));
@@ -644,6 +689,7 @@ pub fn quantize_folder(
             left_in_float: rewrite.skipped,
             smoothing: calibration.and_then(|c| c.smoothing.get(*file).cloned()),
             bias_corrected,
+            fusions,
         });
     }
     let unknown: Vec<&str> = options
@@ -666,7 +712,16 @@ pub fn quantize_folder(
         .flat_map(|p| p.ops.values())
         .map(|c| c.quantized)
         .sum();
-    if quantized == 0 {
+    let fused: usize = parts.iter().flat_map(|p| p.fusions.values()).sum();
+    if recipe == Recipe::Fused && !options.fusion {
+        return Err(QuantError::Scope(
+            "the fused recipe is the fusions alone; it cannot be made with fusion off".into(),
+        ));
+    }
+    if recipe == Recipe::Fused && fused == 0 {
+        return Err(QuantError::NothingToFuse(src.to_path_buf()));
+    }
+    if quantized == 0 && recipe != Recipe::Fused {
         return Err(QuantError::NothingToQuantize(src.to_path_buf()));
     }
     for (file, model) in &rewritten {

@@ -40,6 +40,30 @@ pub fn quantize_per_row_i8(w: &[f32], cols: usize) -> (Vec<i8>, Vec<f32>) {
     (q, scales)
 }
 
+/// Block-wise unsigned 8-bit weights in `com.microsoft.MatMulNBits`' layout for a [K, N] row-major weight:
+/// for each output column n and each run of `block` rows, s = max|w| / 127 and q = round(w / s) + 128
+/// (the op's default zero point for 8 bits). Returns q as [N, K / block, block] and s as [N, K / block].
+/// `block` must divide K. An all-zero block gets scale 1.
+pub fn quantize_blocks_u8(w: &[f32], k: usize, n: usize, block: usize) -> (Vec<u8>, Vec<f32>) {
+    debug_assert!(block > 0 && k.is_multiple_of(block) && w.len() == k * n);
+    let blocks = k / block;
+    let mut q = vec![0u8; n * k];
+    let mut scales = vec![0f32; n * blocks];
+    for col in 0..n {
+        for b in 0..blocks {
+            let rows = b * block..(b + 1) * block;
+            let m = rows.clone().fold(0f32, |m, r| m.max(w[r * n + col].abs()));
+            let s = if m > 0.0 { m / 127.0 } else { 1.0 };
+            scales[col * blocks + b] = s;
+            for r in rows {
+                let v = (w[r * n + col] / s).round_ties_even() + 128.0;
+                q[col * k + r] = v.clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    (q, scales)
+}
+
 /// ONNX QuantizeLinear to int8: round half to even, then saturate.
 pub fn quantize_i8(x: f32, scale: f32, zero_point: i8) -> i8 {
     let v = (x / scale).round_ties_even() + zero_point as f32;
@@ -99,6 +123,23 @@ mod tests {
         for (i, &v) in w.iter().enumerate() {
             let back = dequantize_i8(q[i], s[i % 3], 0);
             assert!((back - v).abs() <= s[i % 3] / 2.0 + 1e-7, "{v} → {back}");
+        }
+    }
+
+    #[test]
+    fn blocks_are_per_column_runs_of_rows_in_the_ops_layout() {
+        // K = 4, N = 2, blocks of 2 rows: column 0 = (1, -2, 0, 0), column 1 = (0.5, 0.25, 4, -4).
+        let w = [1.0, 0.5, -2.0, 0.25, 0.0, 4.0, 0.0, -4.0];
+        let (q, s) = quantize_blocks_u8(&w, 4, 2, 2);
+        assert_eq!(s, vec![2.0 / 127.0, 1.0, 0.5 / 127.0, 4.0 / 127.0]);
+        // Column-major by output: column 0's four rows, then column 1's.
+        assert_eq!(q, vec![192, 1, 128, 128, 255, 192, 255, 1]);
+        for col in 0..2 {
+            for r in 0..4 {
+                let scale = s[col * 2 + r / 2];
+                let back = (q[col * 4 + r] as f32 - 128.0) * scale;
+                assert!((back - w[r * 2 + col]).abs() <= scale / 2.0 + 1e-7);
+            }
         }
     }
 }

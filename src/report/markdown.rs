@@ -253,7 +253,8 @@ fn parts_table(out: &mut String, rows: &[(&str, &[PartSize])]) {
     }
 }
 
-/// How each INT8 variant was made: recipe parameters, calibration, what was quantized, time taken.
+/// How each INT8 (or fused) variant was made: recipe parameters, calibration, what was quantized and
+/// fused, time taken.
 fn quantization_notes(out: &mut String, rows: &[&Row]) {
     for r in rows {
         let Some(q) = &r.quantization else { continue };
@@ -292,6 +293,14 @@ fn quantization_notes(out: &mut String, rows: &[&Row]) {
             }
             if let Some(b) = p.bias_corrected {
                 let _ = write!(line, "; {b} biases corrected");
+            }
+            if !p.fusions.is_empty() {
+                let fused: Vec<String> = p
+                    .fusions
+                    .iter()
+                    .map(|(op, n)| format!("{n} × {op}"))
+                    .collect();
+                let _ = write!(line, "; fused: {}", fused.join(", "));
             }
             if !p.left_in_float.is_empty() {
                 let _ = write!(line, "; {} left in float", p.left_in_float.len());

@@ -1,0 +1,195 @@
+//! Fusion through ONNX Runtime: a fused graph computes what the unfused one does (small graphs, real
+//! tiny.en token for token, the trained BLIP answer for answer), only the forms the fused kernel runs
+//! fast are replaced, and fusing is deterministic.
+
+mod common;
+
+use std::path::Path;
+
+use ort::value::Tensor;
+use quantbench::config::Variant;
+use quantbench::engine::{open_blip_variant, open_variant, QuantSetup};
+use quantbench::onnx::layers::{attention, Heads};
+use quantbench::onnx::proto::tensor_proto::DataType;
+use quantbench::onnx::proto::ModelProto;
+use quantbench::onnx::{write_model, Dim, GraphBuilder};
+use quantbench::quant::fuse::fuse;
+
+const SEQ: usize = 37;
+
+fn weights(seed: u32, n: usize, scale: f32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((s >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * scale
+        })
+        .collect()
+}
+
+/// One self-attention block as the exporters write it: q/k/v projections of x [B, T, d], per-head split,
+/// scaled dot-product attention (with an additive [T, T] mask when `masked`), merge, output projection.
+fn attention_graph(d: usize, heads: usize, masked: bool) -> ModelProto {
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Named("seq"), Dim::Fixed(d as i64)],
+    );
+    let h = Heads::new(heads, d);
+    let proj = |g: &mut GraphBuilder, name: &str, seed: u32| {
+        let w = g.f32_init(name, &[d, d], &weights(seed, d * d, 0.6));
+        g.op("MatMul", &[&x, &w], vec![])
+    };
+    let q = proj(&mut g, "wq", 1);
+    let k = proj(&mut g, "wk", 2);
+    let v = proj(&mut g, "wv", 3);
+    let (kh, vh) = (h.split(&mut g, &k), h.split(&mut g, &v));
+    let mask = masked.then(|| {
+        let mut m = vec![0f32; SEQ * SEQ];
+        for r in 0..SEQ {
+            for c in r + 1..SEQ {
+                m[r * SEQ + c] = f32::NEG_INFINITY;
+            }
+        }
+        g.f32_init("mask", &[SEQ, SEQ], &m)
+    });
+    let o = attention(&mut g, &h, &q, &kh, &vh, mask.as_deref());
+    let wo = g.f32_init("wo", &[d, d], &weights(4, d * d, 0.6));
+    g.op_into("MatMul", &[&o, &wo], vec![], &["y"]);
+    g.output(
+        "y",
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Named("seq"), Dim::Fixed(d as i64)],
+    );
+    g.finish("attention", 17)
+}
+
+fn run(path: &Path, x: &[f32], batch: usize, d: usize) -> Vec<f32> {
+    let mut s = quantbench::runtime::session(path, 1).unwrap();
+    let input = Tensor::from_array((vec![batch as i64, SEQ as i64, d as i64], x.to_vec())).unwrap();
+    let out = s.run(ort::inputs! {"x" => input}).unwrap();
+    out["y"].try_extract_tensor::<f32>().unwrap().1.to_vec()
+}
+
+fn count(m: &ModelProto, op: &str) -> usize {
+    m.graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .filter(|n| n.op_type() == op)
+        .count()
+}
+
+#[test]
+fn fused_attention_matches_the_unfused_graph_in_ort() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for (d, heads, batch) in [(64, 4, 2), (48, 6, 1), (32, 1, 3)] {
+        let plain = attention_graph(d, heads, false);
+        let mut fused = plain.clone();
+        let fusions = fuse(&mut fused).unwrap();
+        assert_eq!(fusions.get("MultiHeadAttention"), Some(&1), "{fusions:?}");
+        assert_eq!(count(&fused, "MultiHeadAttention"), 1);
+        // The whole chain goes: no Softmax, no per-head Transpose is left.
+        assert_eq!(count(&fused, "Softmax") + count(&fused, "Transpose"), 0);
+
+        let (p, f) = (dir.path().join("plain.onnx"), dir.path().join("fused.onnx"));
+        write_model(&plain, &p).unwrap();
+        write_model(&fused, &f).unwrap();
+        let x = weights(9, batch * SEQ * d, 4.0);
+        let (a, b) = (run(&p, &x, batch, d), run(&f, &x, batch, d));
+        let diff = a
+            .iter()
+            .zip(&b)
+            .fold(0f32, |m, (u, v)| m.max((u - v).abs()));
+        assert!(diff <= 1e-4, "d {d} heads {heads}: max |diff| {diff}");
+        // Same argmax over the features of every position.
+        let argmax = |v: &[f32]| -> Vec<usize> {
+            v.chunks(d)
+                .map(|row| (0..d).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap())
+                .collect()
+        };
+        assert_eq!(argmax(&a), argmax(&b));
+    }
+}
+
+#[test]
+fn masked_attention_is_left_to_the_plain_kernels() {
+    let plain = attention_graph(32, 4, true);
+    let mut fused = plain.clone();
+    assert!(fuse(&mut fused).unwrap().is_empty());
+    assert_eq!(fused, plain);
+}
+
+#[test]
+fn fusing_is_deterministic_and_idempotent() {
+    use prost::Message;
+    let mut a = attention_graph(64, 4, false);
+    let mut b = attention_graph(64, 4, false);
+    fuse(&mut a).unwrap();
+    fuse(&mut b).unwrap();
+    assert_eq!(a.encode_to_vec(), b.encode_to_vec());
+    let again = a.clone();
+    assert!(fuse(&mut a).unwrap().is_empty());
+    assert_eq!(a, again);
+}
+
+#[test]
+fn fused_tiny_en_gives_the_ctranslate2_tokens() {
+    let ctx = common::context();
+    let mut opened = open_variant(
+        "whisper-tiny.en",
+        Variant::Recipe(quantbench::quant::Recipe::Fused),
+        &QuantSetup::default(),
+        &ctx,
+        &mut |_| {},
+    )
+    .unwrap();
+    let reference = common::reference_tokens("whisper-tiny.en");
+    assert_eq!(reference.len(), 12);
+    for (audio, ids, text) in &reference {
+        let t = common::transcribe_clip(&mut opened.pipeline, audio);
+        assert_eq!(&t.tokens, ids, "{audio}: {} (want {text})", t.text);
+    }
+}
+
+#[test]
+fn fused_blip_gives_the_fp32_answers() {
+    let ctx = common::context();
+    let open = |variant| {
+        open_blip_variant(
+            "blip-easyvqa",
+            variant,
+            &QuantSetup::default(),
+            &ctx,
+            &mut |_| {},
+        )
+        .unwrap()
+        .pipeline
+    };
+    let mut fp32 = open(Variant::Fp32);
+    let mut fused = open(Variant::Recipe(quantbench::quant::Recipe::Fused));
+    let test = quantbench::data::easy_vqa::prepare(
+        &ctx.cache,
+        quantbench::data::easy_vqa::Split::Test,
+        &mut |_| {},
+    )
+    .unwrap();
+    let items = quantbench::data::manifest::load_vqa(&test.vqa).unwrap();
+    for q in items.iter().take(40) {
+        let image = quantbench::data::image::load_rgb(&q.image).unwrap();
+        let a = fp32.answer(&image, &q.question).unwrap();
+        let b = fused.answer(&image, &q.question).unwrap();
+        assert_eq!(a.text, b.text, "{}: {}", q.image.display(), q.question);
+    }
+    let captions = quantbench::data::manifest::load_captions(&test.captions).unwrap();
+    for c in captions.iter().take(10) {
+        let image = quantbench::data::image::load_rgb(&c.image).unwrap();
+        assert_eq!(
+            fp32.caption(&image).unwrap().text,
+            fused.caption(&image).unwrap().text
+        );
+    }
+}
