@@ -111,16 +111,9 @@ pub fn run(ctx: &Context, command: &Command, sink: &mut dyn FnMut(Event)) -> Res
             .ops
             .values()
             .fold((0, 0), |(q, t), c| (q + c.quantized, t + c.total));
-        let fused: Vec<String> = p
-            .fusions
-            .iter()
-            .map(|(op, n)| format!("{n} × {op}"))
-            .collect();
-        let fused = if fused.is_empty() {
-            String::new()
-        } else {
-            format!("; fused {}", fused.join(", "))
-        };
+        let fused = p
+            .fusions_text()
+            .map_or(String::new(), |f| format!("; fused {f}"));
         println!("{}: {q} of {t} ops quantized{fused}", p.file);
     }
     println!("{}", dir.display());

@@ -434,6 +434,19 @@ pub struct PartSummary {
     pub fusions: fuse::Fusions,
 }
 
+impl PartSummary {
+    /// The fused ops as "4 × MultiHeadAttention", or `None` when nothing was fused.
+    pub fn fusions_text(&self) -> Option<String> {
+        (!self.fusions.is_empty()).then(|| {
+            self.fusions
+                .iter()
+                .map(|(op, n)| format!("{n} × {op}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+    }
+}
+
 /// The JSON sidecar written next to the quantized graphs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuantSummary {

@@ -294,13 +294,8 @@ fn quantization_notes(out: &mut String, rows: &[&Row]) {
             if let Some(b) = p.bias_corrected {
                 let _ = write!(line, "; {b} biases corrected");
             }
-            if !p.fusions.is_empty() {
-                let fused: Vec<String> = p
-                    .fusions
-                    .iter()
-                    .map(|(op, n)| format!("{n} × {op}"))
-                    .collect();
-                let _ = write!(line, "; fused: {}", fused.join(", "));
+            if let Some(fused) = p.fusions_text() {
+                let _ = write!(line, "; fused: {fused}");
             }
             if !p.left_in_float.is_empty() {
                 let _ = write!(line, "; {} left in float", p.left_in_float.len());
