@@ -342,7 +342,7 @@ pub struct QuantArgs {
     /// .onnx, e.g. text_decoder_with_past=weights (repeatable)
     #[arg(long = "part", value_parser = part)]
     pub parts: Vec<(String, Recipe)>,
-    /// Quantize the graphs as they are, without first fusing attention into MultiHeadAttention
+    /// Quantize the graphs as they are, without first fusing attention into MultiHeadAttention and GELU into Gelu
     #[arg(long)]
     pub no_fusion: bool,
 }

@@ -160,7 +160,7 @@ pub struct ModelEntry {
     /// `parts = { text_decoder_with_past = "weights" }`.
     #[serde(default)]
     pub parts: BTreeMap<String, Recipe>,
-    /// Whether INT8 variants are fused (attention → MultiHeadAttention) before they are quantized.
+    /// Whether INT8 variants are fused (attention → MultiHeadAttention, GELU → Gelu) before they are quantized.
     #[serde(default = "fusion_on")]
     pub fusion: bool,
     /// Model folders measured beside the variants, with their labels (not read from the file: the models

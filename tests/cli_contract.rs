@@ -211,7 +211,9 @@ fn quantize_writes_a_verified_folder_with_its_sidecar() {
         &out.display().to_string(),
     ]);
     assert!(
-        stdout.contains("encoder_model.onnx: 24 of 99 ops quantized; fused 4 × MultiHeadAttention"),
+        stdout.contains(
+            "encoder_model.onnx: 24 of 75 ops quantized; fused 6 × Gelu, 4 × MultiHeadAttention"
+        ),
         "{stdout}"
     );
     let side: serde_json::Value =
@@ -223,8 +225,11 @@ fn quantize_writes_a_verified_folder_with_its_sidecar() {
     assert_eq!(enc["file"], "encoder_model.onnx");
     assert_eq!(enc["ops"]["MatMul"]["quantized"], 24);
     assert_eq!(enc["fusions"]["MultiHeadAttention"], 4);
-    // The decoders' vocabulary projection is block-wise 8-bit; nothing in them is fused.
-    assert!(side["parts"][2]["fusions"].is_null());
+    assert_eq!(enc["fusions"]["Gelu"], 6);
+    // The decoders' vocabulary projection is block-wise 8-bit; their attention is left to the plain
+    // kernels (masked, cached), their GELUs fused.
+    assert_eq!(side["parts"][2]["fusions"]["Gelu"], 4);
+    assert!(side["parts"][2]["fusions"]["MultiHeadAttention"].is_null());
     assert!(side["parameters"]["vocabulary_projection"]
         .as_str()
         .unwrap()

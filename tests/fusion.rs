@@ -100,10 +100,7 @@ fn fused_attention_matches_the_unfused_graph_in_ort() {
         write_model(&fused, &f).unwrap();
         let x = weights(9, batch * SEQ * d, 4.0);
         let (a, b) = (run(&p, &x, batch, d), run(&f, &x, batch, d));
-        let diff = a
-            .iter()
-            .zip(&b)
-            .fold(0f32, |m, (u, v)| m.max((u - v).abs()));
+        let diff = max_diff(&a, &b);
         assert!(diff <= 1e-4, "d {d} heads {heads}: max |diff| {diff}");
         // Same argmax over the features of every position.
         let argmax = |v: &[f32]| -> Vec<usize> {
@@ -113,6 +110,139 @@ fn fused_attention_matches_the_unfused_graph_in_ort() {
         };
         assert_eq!(argmax(&a), argmax(&b));
     }
+}
+
+/// How a test graph writes exact GELU.
+#[derive(Clone, Copy, Debug)]
+enum GeluForm {
+    /// x · (1/√2), …, (x · (1 + erf)) · 0.5 — this project's exporter.
+    MulHalfLast,
+    /// x / √2, …, (x · (1 + erf)) · 0.5 — PyTorch's exporter.
+    DivHalfLast,
+    /// x / √2, …, (0.5 · x) · (1 + erf).
+    DivHalfFirst,
+}
+
+fn gelu_as(g: &mut GraphBuilder, x: &str, form: GeluForm) -> String {
+    let one = g.f32_scalar(1.0);
+    let half = g.f32_scalar(0.5);
+    let s = match form {
+        GeluForm::MulHalfLast => {
+            let c = g.f32_scalar(std::f32::consts::FRAC_1_SQRT_2);
+            g.op("Mul", &[x, &c], vec![])
+        }
+        GeluForm::DivHalfLast | GeluForm::DivHalfFirst => {
+            let c = g.f32_scalar(std::f32::consts::SQRT_2);
+            g.op("Div", &[x, &c], vec![])
+        }
+    };
+    let e = g.op("Erf", &[&s], vec![]);
+    let e1 = g.op("Add", &[&one, &e], vec![]);
+    match form {
+        GeluForm::DivHalfFirst => {
+            let hx = g.op("Mul", &[&half, x], vec![]);
+            g.op("Mul", &[&hx, &e1], vec![])
+        }
+        _ => {
+            let xe = g.op("Mul", &[x, &e1], vec![]);
+            g.op("Mul", &[&xe, &half], vec![])
+        }
+    }
+}
+
+/// A pre-norm feed-forward block and the next norm, as Whisper's and ViT's layers are written:
+/// r = x + fc2(gelu(fc1(LN(x)))), y = r + LN(r) · W.
+fn feed_forward_graph(d: usize, form: GeluForm) -> ModelProto {
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Named("seq"), Dim::Fixed(d as i64)],
+    );
+    let norm = |g: &mut GraphBuilder, x: &str, seed: u32| {
+        let gamma = g.f32_init(&format!("gamma{seed}"), &[d], &weights(seed, d, 1.0));
+        let beta = g.f32_init(&format!("beta{seed}"), &[d], &weights(seed + 1, d, 0.2));
+        quantbench::onnx::layers::layer_norm(g, x, &gamma, &beta)
+    };
+    let h = norm(&mut g, &x, 10);
+    let w1 = g.f32_init("w1", &[d, 4 * d], &weights(5, 4 * d * d, 0.5));
+    let b1 = g.f32_init("b1", &[4 * d], &weights(6, 4 * d, 0.5));
+    let a = g.op("MatMul", &[&h, &w1], vec![]);
+    let a = g.op("Add", &[&a, &b1], vec![]);
+    let a = gelu_as(&mut g, &a, form);
+    let w2 = g.f32_init("w2", &[4 * d, d], &weights(7, 4 * d * d, 0.3));
+    let f = g.op("MatMul", &[&a, &w2], vec![]);
+    let r = g.op("Add", &[&x, &f], vec![]);
+    let n = norm(&mut g, &r, 20);
+    let w3 = g.f32_init("w3", &[d, d], &weights(8, d * d, 0.5));
+    let o = g.op("MatMul", &[&n, &w3], vec![]);
+    g.op_into("Add", &[&r, &o], vec![], &["y"]);
+    g.output(
+        "y",
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Named("seq"), Dim::Fixed(d as i64)],
+    );
+    g.finish("feed_forward", 17)
+}
+
+fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).fold(0f32, |m, (u, v)| m.max((u - v).abs()))
+}
+
+#[test]
+fn fused_gelu_matches_the_unfused_graph_in_ort() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = 48;
+    for form in [
+        GeluForm::MulHalfLast,
+        GeluForm::DivHalfLast,
+        GeluForm::DivHalfFirst,
+    ] {
+        let plain = feed_forward_graph(d, form);
+        let mut fused = plain.clone();
+        let fusions = fuse(&mut fused).unwrap();
+        assert_eq!(fusions.len(), 1, "{form:?}: {fusions:?}");
+        assert_eq!(fusions.get("Gelu"), Some(&1), "{form:?}: {fusions:?}");
+        assert_eq!(count(&fused, "Erf") + count(&fused, "Div"), 0, "{form:?}");
+        // Bias, residual and the last Add stay; so does every Mul but GELU's three.
+        assert_eq!(count(&fused, "Add"), 3, "{form:?}");
+        assert_eq!(count(&fused, "Mul"), 0, "{form:?}");
+
+        let (p, f) = (dir.path().join("plain.onnx"), dir.path().join("fused.onnx"));
+        write_model(&plain, &p).unwrap();
+        write_model(&fused, &f).unwrap();
+        let x = weights(11, 2 * SEQ * d, 4.0);
+        let (a, b) = (run(&p, &x, 2, d), run(&f, &x, 2, d));
+        let diff = max_diff(&a, &b);
+        assert!(diff <= 1e-4, "{form:?}: max |diff| {diff}");
+    }
+}
+
+#[test]
+fn gelu_lookalikes_are_left_alone() {
+    // An erf chain scaled by 0.5 instead of 1/√2 is another function.
+    let mut g = GraphBuilder::new();
+    let x = g.input("x", DataType::Float, &[Dim::Named("n"), Dim::Fixed(8)]);
+    let c = g.f32_scalar(0.5);
+    let one = g.f32_scalar(1.0);
+    let s = g.op("Mul", &[&x, &c], vec![]);
+    let e = g.op("Erf", &[&s], vec![]);
+    let e1 = g.op("Add", &[&e, &one], vec![]);
+    let xe = g.op("Mul", &[&x, &e1], vec![]);
+    let y = g.op("Mul", &[&xe, &c], vec![]);
+    let table = g.f32_init("table", &[8], &weights(1, 8, 1.0));
+    let p = g.op("Add", &[&y, &table], vec![]);
+    let gamma = g.f32_init("gamma", &[8], &weights(2, 8, 1.0));
+    let beta = g.f32_init("beta", &[8], &weights(3, 8, 1.0));
+    let n = quantbench::onnx::layers::layer_norm(&mut g, &p, &gamma, &beta);
+    g.op_into("Identity", &[&n], vec![], &["out"]);
+    g.output("out", DataType::Float, &[Dim::Named("n"), Dim::Fixed(8)]);
+    let plain = g.finish("lookalike", 17);
+    let mut fused = plain.clone();
+    assert!(fuse(&mut fused).unwrap().is_empty());
+    assert_eq!(fused, plain);
 }
 
 #[test]

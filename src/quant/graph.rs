@@ -71,6 +71,15 @@ pub fn weight_matmuls(
 ) -> Vec<WeightMatMul> {
     let inits: HashMap<&str, &TensorProto> =
         graph.initializer.iter().map(|t| (t.name(), t)).collect();
+    weight_matmuls_reading(graph, &inits, ignored)
+}
+
+/// [`weight_matmuls`] for a graph whose weights are `inits` (an outer scope's, for a nested graph).
+pub fn weight_matmuls_reading(
+    graph: &GraphProto,
+    inits: &HashMap<&str, &TensorProto>,
+    ignored: &dyn Fn(&NodeProto) -> bool,
+) -> Vec<WeightMatMul> {
     graph
         .node
         .iter()
@@ -114,12 +123,36 @@ pub fn consumers(graph: &GraphProto) -> HashMap<String, Vec<usize>> {
     map
 }
 
-/// Drops initializers no node and no graph output reads any more.
+/// The graphs nested in `n`'s attributes: an `If`'s branches, a `Loop`'s or `Scan`'s body.
+pub fn subgraphs(n: &NodeProto) -> impl Iterator<Item = &GraphProto> {
+    n.attribute
+        .iter()
+        .flat_map(|a| a.g.iter().chain(a.graphs.iter()))
+}
+
+/// Every name `n` reads: its inputs, and every name the graphs nested in it use (a branch reads outer
+/// values by name, so a value or weight read only inside a branch is still in use).
+pub fn reads(n: &NodeProto) -> Vec<&str> {
+    let mut out: Vec<&str> = n.input.iter().map(String::as_str).collect();
+    for g in subgraphs(n) {
+        names_used_in(g, &mut out);
+    }
+    out
+}
+
+fn names_used_in<'a>(g: &'a GraphProto, out: &mut Vec<&'a str>) {
+    for n in &g.node {
+        out.extend(reads(n));
+    }
+    out.extend(g.output.iter().map(|o| o.name()));
+}
+
+/// Drops initializers no node (nor any graph nested in one) and no graph output reads any more.
 pub fn drop_unused_initializers(graph: &mut GraphProto) {
     let used: std::collections::HashSet<String> = graph
         .node
         .iter()
-        .flat_map(|n| n.input.iter().cloned())
+        .flat_map(|n| reads(n).into_iter().map(str::to_string))
         .chain(graph.output.iter().map(|o| o.name().to_string()))
         .collect();
     graph.initializer.retain(|t| used.contains(t.name()));

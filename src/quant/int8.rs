@@ -28,6 +28,16 @@ pub struct Rewrite {
 }
 
 impl Rewrite {
+    /// Adds another graph's rewrite (a nested graph's) to this one.
+    pub fn absorb(&mut self, other: Rewrite) {
+        for (op, c) in other.ops {
+            let mine = self.ops.entry(op).or_default();
+            mine.quantized += c.quantized;
+            mine.total += c.total;
+        }
+        self.skipped.extend(other.skipped);
+    }
+
     /// What leaving `model` as it is does: every op counted, none quantized.
     pub fn unchanged(model: &ModelProto) -> Result<Rewrite, QuantError> {
         let graph = model.graph.as_ref().ok_or(QuantError::NoGraph)?;

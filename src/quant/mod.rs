@@ -6,6 +6,7 @@ pub mod fuse;
 mod graph;
 mod int8;
 pub mod nbits;
+mod nested;
 pub mod observe;
 mod qdq;
 pub mod qmath;
@@ -551,8 +552,7 @@ pub fn instrument_folder(
     let mut observed = BTreeMap::new();
     for file in graph_files {
         let mut model = read_graph(&src.join(file))?;
-        let acts = observe::activations(&model, &matcher)?;
-        observe::expose(&mut model, &acts)?;
+        let acts = observe::instrument(&mut model, &matcher)?;
         write_model(&model, &dst.join(file))?;
         observed.insert(file.to_string(), acts);
     }
@@ -687,13 +687,24 @@ pub fn quantize_folder(
             }
         }
         let part_recipe = options.recipe_for(file);
-        let fusions = if options.fusion {
-            fuse::fuse(&mut model)?
-        } else {
-            fuse::Fusions::new()
-        };
-        let (rewrite, bias_corrected) =
-            rewrite_part(&mut model, file, &options, calibration, &ignored)?;
+        let mut fusions = fuse::Fusions::new();
+        if options.fusion {
+            for found in nested::each_graph(&mut model, fuse::fuse)? {
+                for (op, n) in found {
+                    *fusions.entry(op).or_default() += n;
+                }
+            }
+        }
+        let mut rewrite = int8::Rewrite::default();
+        let mut bias_corrected: Option<usize> = None;
+        for (r, corrected) in nested::each_graph(&mut model, |m| {
+            rewrite_part(m, file, &options, calibration, &ignored)
+        })? {
+            rewrite.absorb(r);
+            if let Some(c) = corrected {
+                *bias_corrected.get_or_insert(0) += c;
+            }
+        }
         rewritten.push((file, model));
         parts.push(PartSummary {
             file: file.to_string(),
