@@ -127,8 +127,14 @@ fn weight_only_int8_small_graph_is_closer_to_fp32_than_dynamic() {
 /// Runs the instrumented copy of `dir`'s mlp on `x` and gathers the statistics of what it exposes.
 fn calibrate(dir: &Path, x: &[f32], rows: usize) -> Calibration {
     let work = tempfile::tempdir().unwrap();
-    let observed =
-        instrument_folder(dir, work.path(), &["mlp.onnx"], &IgnoredScope::default()).unwrap();
+    let observed = instrument_folder(
+        dir,
+        work.path(),
+        &["mlp.onnx"],
+        &IgnoredScope::default(),
+        false,
+    )
+    .unwrap();
     let acts = &observed["mlp.onnx"];
     assert_eq!(acts.len(), 2, "both MatMul inputs are observed: {acts:?}");
     let mut s = quantbench::runtime::session(&work.path().join("mlp.onnx"), 1).unwrap();
@@ -351,6 +357,7 @@ fn smoothquant_leaves_the_real_encoder_unchanged_in_float() {
         work.path(),
         &files,
         &IgnoredScope::default(),
+        false,
     )
     .unwrap();
     let outputs = run_encoder(&work.path().join(files[0]));
@@ -401,8 +408,14 @@ fn encoder_stats(
 ) -> std::collections::HashMap<String, TensorStats> {
     let work = tempfile::tempdir().unwrap();
     let files = ["encoder_model.onnx"];
-    let observed =
-        instrument_folder(fp32_dir, work.path(), &files, &IgnoredScope::default()).unwrap();
+    let observed = instrument_folder(
+        fp32_dir,
+        work.path(),
+        &files,
+        &IgnoredScope::default(),
+        false,
+    )
+    .unwrap();
     let mut stats: std::collections::HashMap<String, TensorStats> = observed[files[0]]
         .iter()
         .map(|(n, k)| (n.clone(), TensorStats::new(*k)))

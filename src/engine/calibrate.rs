@@ -68,10 +68,12 @@ impl CalibrationSet {
             }
             manifest::ManifestKind::Vqa => {
                 let all = manifest::load_vqa(&path)?;
-                let chosen: Vec<(PathBuf, String)> = choose(all.len(), size, seed)
-                    .iter()
-                    .map(|&i| (all[i].image.clone(), all[i].question.clone()))
-                    .collect();
+                let images: Vec<&Path> = all.iter().map(|q| q.image.as_path()).collect();
+                let chosen: Vec<(PathBuf, String)> =
+                    choose_by_image(&images, size, QUESTIONS_PER_IMAGE, seed)
+                        .iter()
+                        .map(|&i| (all[i].image.clone(), all[i].question.clone()))
+                        .collect();
                 for (image, question) in &chosen {
                     lines.push(sha(image)?);
                     lines.push(question.clone());
@@ -105,47 +107,68 @@ impl CalibrationSet {
 /// `size` distinct indices below `n` (all of them when `size >= n`), by a seeded Fisher–Yates shuffle,
 /// returned in manifest order.
 fn choose(n: usize, size: usize, seed: u64) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = crate::rng::XorShift64::new(seed);
-    for i in (1..n).rev() {
-        idx.swap(i, rng.below(i + 1));
-    }
+    let mut idx = choose_order(n, seed);
     idx.truncate(size.min(n));
     idx.sort_unstable();
     idx
 }
 
+/// Questions per image in a VQA calibration set. The vision model runs once per image, so 300 questions
+/// cost 100 vision runs: the vision model sees as many images as NNCF's 100-question calibration of the
+/// seed recipe, the text encoder all 300 questions.
+pub const QUESTIONS_PER_IMAGE: usize = 3;
+
+/// `size` distinct indices of items whose image is `images[i]`: images in a seeded order, up to `per_image`
+/// questions of each (a seeded choice among its own), until `size` are chosen; in manifest order.
+fn choose_by_image(images: &[&Path], size: usize, per_image: usize, seed: u64) -> Vec<usize> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut at: HashMap<&Path, usize> = HashMap::new();
+    for (i, image) in images.iter().enumerate() {
+        let g = *at.entry(image).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(i);
+    }
+    let mut chosen = Vec::with_capacity(size.min(images.len()));
+    for g in choose_order(groups.len(), seed) {
+        if chosen.len() >= size {
+            break;
+        }
+        let members = &groups[g];
+        let take = per_image.min(size - chosen.len());
+        chosen.extend(
+            choose(members.len(), take, seed ^ (g as u64 + 1))
+                .into_iter()
+                .map(|m| members[m]),
+        );
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+/// A seeded permutation of 0..n.
+fn choose_order(n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = crate::rng::XorShift64::new(seed);
+    for i in (1..n).rev() {
+        idx.swap(i, rng.below(i + 1));
+    }
+    idx
+}
+
 type Stats = BTreeMap<String, HashMap<String, TensorStats>>;
 
-/// Runs the instrumented float model in `dir` over the calibration clips and gathers statistics.
-fn collect(
-    dir: &Path,
-    files: &[&str],
-    options: &QuantOptions,
-    set: &CalibrationSet,
-    task: &Task,
-    ctx: &Context,
-    sink: &mut dyn FnMut(Event),
-) -> Result<Stats> {
-    let work = crate::fsutil::work_dir(dir.parent().unwrap_or(Path::new(".")), "calibrate")
-        .context("cannot create a calibration folder")?;
-    let observed = instrument_folder(dir, work.path(), files, &options.ignored)?;
-    let stats: Arc<Mutex<Stats>> = Arc::new(Mutex::new(
-        observed
-            .iter()
-            .map(|(file, acts)| {
-                let per = acts
-                    .iter()
-                    .map(|(a, k)| (a.clone(), TensorStats::new(*k)))
-                    .collect();
-                (file.clone(), per)
-            })
-            .collect(),
-    ));
-    copy_other_graphs(dir, work.path(), files)?;
-    let sink_stats = Arc::clone(&stats);
-    let observer = Box::new(move |file: &str, outputs: &ort::session::SessionOutputs| {
-        let mut all = sink_stats
+/// Calibration runs in this many shards (items dealt round-robin), each with its own copy of the model on
+/// its own thread, merged in shard order: a fixed number, so the statistics do not depend on the cores.
+/// On 2 cores two single-threaded sessions get through Whisper's small decoder steps faster than one
+/// two-threaded session does.
+const CALIBRATION_SHARDS: usize = 2;
+
+/// An observer adding every exposed activation of a graph call to `stats`.
+fn statistics_observer(stats: Arc<Mutex<Stats>>) -> crate::models::Observer {
+    Box::new(move |file: &str, outputs: &ort::session::SessionOutputs| {
+        let mut all = stats
             .lock()
             .map_err(|_| "statistics lock poisoned".to_string())?;
         let Some(per) = all.get_mut(file) else {
@@ -163,20 +186,75 @@ fn collect(
             }
         }
         Ok(())
-    });
-    run_observed(
-        work.path(),
-        &set.items,
-        observer,
-        task,
-        Stage::Calibrate,
-        ctx,
-        sink,
-    )?;
-    let stats = Arc::try_unwrap(stats)
-        .map_err(|_| anyhow::anyhow!("calibration statistics still shared"))?
-        .into_inner()
-        .map_err(|_| anyhow::anyhow!("calibration statistics lock poisoned"))?;
+    })
+}
+
+/// Runs the instrumented float model in `dir` over the calibration clips and gathers statistics.
+fn collect(
+    dir: &Path,
+    files: &[&str],
+    options: &QuantOptions,
+    set: &CalibrationSet,
+    task: &Task,
+    ctx: &Context,
+    sink: &mut dyn FnMut(Event),
+) -> Result<Stats> {
+    let work = crate::fsutil::work_dir(dir.parent().unwrap_or(Path::new(".")), "calibrate")
+        .context("cannot create a calibration folder")?;
+    let observed = instrument_folder(dir, work.path(), files, &options.ignored, options.fusion)?;
+    copy_other_graphs(dir, work.path(), files)?;
+    let shards: Vec<Arc<Mutex<Stats>>> = (0..CALIBRATION_SHARDS)
+        .map(|_| {
+            Arc::new(Mutex::new(
+                observed
+                    .iter()
+                    .map(|(file, acts)| {
+                        let per = acts
+                            .iter()
+                            .map(|(a, k)| (a.clone(), TensorStats::new(*k)))
+                            .collect();
+                        (file.clone(), per)
+                    })
+                    .collect(),
+            ))
+        })
+        .collect();
+    let observers = shards
+        .iter()
+        .map(|s| statistics_observer(Arc::clone(s)))
+        .collect();
+    let run = Observed {
+        dir: work.path(),
+        items: &set.items,
+        decode: files.contains(&crate::models::blip::model::TEXT_DECODER_FILE),
+    };
+    run_observed(&run, observers, task, Stage::Calibrate, ctx, sink)?;
+    let mut merged: Option<Stats> = None;
+    for shard in shards {
+        let shard = Arc::try_unwrap(shard)
+            .map_err(|_| anyhow::anyhow!("calibration statistics still shared"))?
+            .into_inner()
+            .map_err(|_| anyhow::anyhow!("calibration statistics lock poisoned"))?;
+        match merged.as_mut() {
+            None => merged = Some(shard),
+            Some(all) => {
+                for (file, per) in shard {
+                    let mine = all.entry(file.clone()).or_default();
+                    for (act, st) in per {
+                        match mine.get_mut(&act) {
+                            Some(m) => m
+                                .merge(&st)
+                                .map_err(|e| anyhow::anyhow!("{file}: `{act}`: {e}"))?,
+                            None => {
+                                mine.insert(act, st);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let stats = merged.unwrap_or_default();
     for (file, per) in &stats {
         if let Some((act, _)) = per.iter().find(|(_, s)| s.count == 0) {
             sink(Event::Warning(format!(
@@ -190,60 +268,125 @@ fn collect(
         .collect())
 }
 
-/// Runs the model in `dir` (graphs with extra outputs) over `items`, handing every graph call's outputs
-/// to `observer`: transcribing each clip (Whisper) or answering each question (BLIP).
+/// What an observed run goes over.
+pub struct Observed<'a> {
+    /// The model folder, its graphs with extra outputs.
+    pub dir: &'a Path,
+    pub items: &'a CalibrationItems,
+    /// Whether BLIP's answers are decoded (only needed when the decoder is observed).
+    pub decode: bool,
+}
+
+/// Runs the model over the items, in as many shards as there are `observers`, handing every graph call's
+/// outputs to its shard's observer: transcribing each clip (Whisper) or encoding each question against
+/// its image (BLIP; one vision run per image).
 pub fn run_observed(
-    dir: &Path,
-    items: &CalibrationItems,
-    observer: crate::models::Observer,
+    run: &Observed,
+    observers: Vec<crate::models::Observer>,
     task: &Task,
     stage: Stage,
     ctx: &Context,
     sink: &mut dyn FnMut(Event),
 ) -> Result<()> {
-    let total = match items {
+    let total = match run.items {
         CalibrationItems::Speech(v) => v.len(),
         CalibrationItems::Vqa(v) => v.len(),
     };
-    let mut step = |i: usize| -> Result<()> {
-        ctx.cancel.check()?;
-        sink(Event::Progress {
-            task: task.clone(),
-            stage,
-            done: i,
-            total,
-        });
-        Ok(())
+    let shards = observers.len().max(1);
+    let threads = (ctx.threads / shards).max(1);
+    let progress = |done: usize| Event::Progress {
+        task: task.clone(),
+        stage,
+        done,
+        total,
     };
-    match items {
+    sink(progress(0));
+    let (tx, rx) = std::sync::mpsc::channel::<usize>();
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = observers
+            .into_iter()
+            .enumerate()
+            .map(|(k, observer)| {
+                let tx = tx.clone();
+                scope.spawn(move || run_shard(run, (k, shards), observer, threads, ctx, &tx))
+            })
+            .collect();
+        drop(tx);
+        let mut done = 0;
+        for n in rx {
+            done += n;
+            sink(progress(done));
+        }
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a calibration worker panicked")))
+            })
+            .collect()
+    });
+    for r in results {
+        r?;
+    }
+    Ok(())
+}
+
+/// Runs shard `k` of `shards` (every `shards`-th clip, or image with its questions) on its own copy of
+/// the model; sends how many items each step finished.
+fn run_shard(
+    run: &Observed,
+    (k, shards): (usize, usize),
+    observer: crate::models::Observer,
+    threads: usize,
+    ctx: &Context,
+    done: &std::sync::mpsc::Sender<usize>,
+) -> Result<()> {
+    match run.items {
         CalibrationItems::Speech(clips) => {
-            let model = WhisperModel::open(dir, ctx.threads)
+            let model = WhisperModel::open(run.dir, threads)
                 .context("the instrumented model does not load")?;
             let mut pipeline = Pipeline::new(model, DecodeOptions::default());
             pipeline.observer = Some(observer);
-            for (i, clip) in clips.iter().enumerate() {
-                step(i)?;
+            for clip in clips.iter().skip(k).step_by(shards) {
+                ctx.cancel.check()?;
                 let audio = audio::load_16k_within(clip, &ctx.audio_limits)?;
                 pipeline
                     .transcribe(&audio.samples)
                     .with_context(|| clip.display().to_string())?;
+                let _ = done.send(1);
             }
         }
         CalibrationItems::Vqa(questions) => {
-            let model = BlipModel::open(dir, ctx.threads)
+            let model = BlipModel::open(run.dir, threads)
                 .context("the instrumented model does not load")?;
             let mut pipeline = BlipPipeline::new(model);
             pipeline.observer = Some(observer);
-            for (i, (image, question)) in questions.iter().enumerate() {
-                step(i)?;
+            for (image, about) in by_image(questions).into_iter().skip(k).step_by(shards) {
+                ctx.cancel.check()?;
                 let rgb = crate::data::image::load_rgb(image)?;
                 pipeline
-                    .answer(&rgb, question)
-                    .with_context(|| format!("{} ({question})", image.display()))?;
+                    .encode_questions(&rgb, &about, run.decode)
+                    .with_context(|| format!("{} ({})", image.display(), about.join(" | ")))?;
+                let _ = done.send(about.len());
             }
         }
     }
-    step(total)
+    Ok(())
+}
+
+/// Questions grouped by their image, images in order of first appearance, so each image's vision output
+/// serves all its questions.
+fn by_image(questions: &[(PathBuf, String)]) -> Vec<(&Path, Vec<&str>)> {
+    let mut groups: Vec<(&Path, Vec<&str>)> = Vec::new();
+    let mut at: HashMap<&Path, usize> = HashMap::new();
+    for (image, question) in questions {
+        let i = *at.entry(image.as_path()).or_insert_with(|| {
+            groups.push((image.as_path(), Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(question.as_str());
+    }
+    groups
 }
 
 /// Copies the graphs of `src` not in `files` (parts another recipe handles, which still have to run).
@@ -320,7 +463,8 @@ pub fn calibrate(
 
 #[cfg(test)]
 mod tests {
-    use super::choose;
+    use super::{by_image, choose, choose_by_image};
+    use std::path::{Path, PathBuf};
 
     #[test]
     fn seeded_choice_is_stable_distinct_and_bounded() {
@@ -330,5 +474,56 @@ mod tests {
         assert_eq!(a.len(), 30);
         assert!(a.windows(2).all(|w| w[0] < w[1]) && a[29] < 100);
         assert_eq!(choose(5, 30, 3), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn vqa_choice_takes_a_few_questions_from_each_image() {
+        // 40 images with 5 questions each, interleaved as a manifest may list them.
+        let names: Vec<PathBuf> = (0..40).map(|i| PathBuf::from(format!("{i}.png"))).collect();
+        let images: Vec<&Path> = (0..200).map(|i| names[i % 40].as_path()).collect();
+        let chosen = choose_by_image(&images, 30, 3, 7);
+        assert_eq!(chosen, choose_by_image(&images, 30, 3, 7));
+        assert_ne!(chosen, choose_by_image(&images, 30, 3, 8));
+        assert_eq!(chosen.len(), 30);
+        assert!(chosen.windows(2).all(|w| w[0] < w[1]));
+        let mut per: std::collections::HashMap<&Path, usize> = Default::default();
+        for &i in &chosen {
+            *per.entry(images[i]).or_default() += 1;
+        }
+        assert_eq!(per.len(), 10, "{per:?}");
+        assert!(per.values().all(|&n| n == 3));
+        // Fewer questions than asked: all of them.
+        assert_eq!(
+            choose_by_image(&images[..7], 30, 3, 0),
+            (0..7).collect::<Vec<_>>()
+        );
+        // An image with fewer questions than per_image gives what it has, and the next image the rest.
+        let few: Vec<&Path> = vec![names[0].as_path(), names[1].as_path(), names[1].as_path()];
+        assert_eq!(choose_by_image(&few, 2, 3, 0).len(), 2);
+    }
+
+    #[test]
+    fn questions_are_grouped_by_image_in_order_of_first_appearance() {
+        let q = |image: &str, text: &str| (PathBuf::from(image), text.to_string());
+        let items = [
+            q("a", "1"),
+            q("b", "2"),
+            q("a", "3"),
+            q("c", "4"),
+            q("b", "5"),
+        ];
+        let groups = by_image(&items);
+        let view: Vec<(&str, Vec<&str>)> = groups
+            .iter()
+            .map(|(p, qs)| (p.to_str().unwrap(), qs.clone()))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("a", vec!["1", "3"]),
+                ("b", vec!["2", "5"]),
+                ("c", vec!["4"])
+            ]
+        );
     }
 }

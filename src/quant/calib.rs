@@ -57,6 +57,25 @@ impl Histogram {
         self.bins[i.min(BINS - 1)] += 1;
     }
 
+    /// Adds `other`'s counts. Ranges are powers of two that only ever double, so both are brought to the
+    /// larger range by the same exact pairwise merges the arrival of a larger value would make.
+    fn merge(&mut self, other: &Histogram) {
+        if other.range == 0.0 {
+            return;
+        }
+        let mut other = other.clone();
+        if self.range == 0.0 {
+            *self = other;
+            return;
+        }
+        let range = self.range.max(other.range);
+        self.grow_to(range);
+        other.grow_to(range);
+        for (a, b) in self.bins.iter_mut().zip(&other.bins) {
+            *a += b;
+        }
+    }
+
     fn width(&self) -> f32 {
         self.range / BINS as f32
     }
@@ -132,6 +151,33 @@ impl TensorStats {
         }
         self.count += data.len() as u64;
         self.channel_rows += (data.len() / c) as u64;
+        Ok(())
+    }
+
+    /// Adds what `other` observed (the same tensor, other data), as if its values had come after these.
+    pub fn merge(&mut self, other: &TensorStats) -> Result<(), String> {
+        if other.channels() != self.channels() {
+            return Err(format!(
+                "{} channels merged into {}",
+                other.channels(),
+                self.channels()
+            ));
+        }
+        if other.count == 0 {
+            return Ok(());
+        }
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        self.pos.merge(&other.pos);
+        self.neg.merge(&other.neg);
+        for (m, o) in self.channel_absmax.iter_mut().zip(&other.channel_absmax) {
+            *m = m.max(*o);
+        }
+        for (s, o) in self.channel_sum.iter_mut().zip(&other.channel_sum) {
+            *s += o;
+        }
+        self.count += other.count;
+        self.channel_rows += other.channel_rows;
         Ok(())
     }
 
@@ -259,6 +305,46 @@ mod tests {
         let mut s = TensorStats::new(channels);
         s.observe(values).unwrap();
         s
+    }
+
+    #[test]
+    fn merged_shards_give_the_statistics_of_one_pass() {
+        // Values of growing magnitude (so the histograms' ranges double on the way), none a power of two.
+        let mut rng = crate::rng::XorShift64::new(3);
+        let chunks: Vec<Vec<f32>> = (0..6)
+            .map(|c| {
+                (0..4 * 64)
+                    .map(|_| {
+                        let u = rng.below(1 << 20) as f32 / (1 << 20) as f32 - 0.45;
+                        u * 3f32.powi(c) + 1e-3
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut serial = TensorStats::new(4);
+        let mut shards = [TensorStats::new(4), TensorStats::new(4)];
+        for (i, c) in chunks.iter().enumerate() {
+            serial.observe(c).unwrap();
+            shards[i % 2].observe(c).unwrap();
+        }
+        let [mut merged, other] = shards;
+        merged.merge(&other).unwrap();
+        assert_eq!(
+            (merged.min, merged.max, merged.count),
+            (serial.min, serial.max, serial.count)
+        );
+        assert_eq!(merged.pos, serial.pos);
+        assert_eq!(merged.neg, serial.neg);
+        assert_eq!(merged.channel_absmax, serial.channel_absmax);
+        for (a, b) in merged.channel_mean().iter().zip(serial.channel_mean()) {
+            assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0));
+        }
+        assert_eq!(merged.range(Estimator::Mse), serial.range(Estimator::Mse));
+        // An empty shard changes nothing; a shard of another width is refused.
+        let before = merged.clone();
+        merged.merge(&TensorStats::new(4)).unwrap();
+        assert_eq!(merged, before);
+        assert!(merged.merge(&TensorStats::new(3)).is_err());
     }
 
     #[test]

@@ -540,21 +540,55 @@ fn copy_other_files(src: &Path, dst: &Path) -> Result<(), QuantError> {
     Ok(())
 }
 
+/// Runs `work` on every graph file at once, a thread each (the graphs are independent); results in
+/// `files`' order. `doing` names the work in the error a panicking thread becomes.
+fn each_file<T: Send>(
+    files: &[&str],
+    doing: &str,
+    work: impl Fn(&str) -> Result<T, QuantError> + Sync,
+) -> Vec<Result<T, QuantError>> {
+    let work = &work;
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = files
+            .iter()
+            .map(|file| scope.spawn(move || work(file)))
+            .collect();
+        workers
+            .into_iter()
+            .zip(files)
+            .map(|(w, file)| {
+                w.join()
+                    .unwrap_or_else(|_| Err(QuantError::Tensor(format!("{doing} {file} panicked"))))
+            })
+            .collect()
+    })
+}
+
 /// Writes `src`'s graphs into `dst` with the activations a static recipe quantizes exposed as outputs
 /// (named `observe::PREFIX` + tensor); returns, per file, the observed tensors and their channel counts.
+/// With `fusion` the graphs are fused first, as they will be when quantized: the float model then runs
+/// faster, and fusion keeps the names of the tensors observed.
 pub fn instrument_folder(
     src: &Path,
     dst: &Path,
     graph_files: &[&str],
     ignored: &IgnoredScope,
+    fusion: bool,
 ) -> Result<BTreeMap<String, Vec<(String, usize)>>, QuantError> {
     let matcher = ignored.matcher()?;
-    let mut observed = BTreeMap::new();
-    for file in graph_files {
+    let matcher = &matcher;
+    let instrumented = each_file(graph_files, "instrumenting", |file| {
         let mut model = read_graph(&src.join(file))?;
-        let acts = observe::instrument(&mut model, &matcher)?;
+        if fusion {
+            nested::each_graph(&mut model, fuse::fuse)?;
+        }
+        let acts = observe::instrument(&mut model, matcher)?;
         write_model(&model, &dst.join(file))?;
-        observed.insert(file.to_string(), acts);
+        Ok(acts)
+    });
+    let mut observed = BTreeMap::new();
+    for (file, acts) in graph_files.iter().zip(instrumented) {
+        observed.insert(file.to_string(), acts?);
     }
     copy_other_files(src, dst)?;
     Ok(observed)
@@ -640,6 +674,65 @@ fn rewrite_part(
     Ok((rewrite, corrected))
 }
 
+/// One graph, fused and rewritten, with what was done and which of the ignored scope's names it holds.
+struct QuantizedPart {
+    model: crate::onnx::proto::ModelProto,
+    summary: PartSummary,
+    named_seen: Vec<bool>,
+}
+
+fn quantize_part(
+    src: &Path,
+    file: &str,
+    options: &QuantOptions,
+    calibration: Option<&Calibration>,
+    ignored: &(dyn Fn(&crate::onnx::proto::NodeProto) -> bool + Sync),
+) -> Result<QuantizedPart, QuantError> {
+    let mut model = read_graph(&src.join(file))?;
+    let named_seen = options
+        .ignored
+        .names
+        .iter()
+        .map(|name| {
+            model
+                .graph
+                .as_ref()
+                .is_some_and(|g| g.node.iter().any(|n| n.name() == name))
+        })
+        .collect();
+    let mut fusions = fuse::Fusions::new();
+    if options.fusion {
+        for found in nested::each_graph(&mut model, fuse::fuse)? {
+            for (op, n) in found {
+                *fusions.entry(op).or_default() += n;
+            }
+        }
+    }
+    let mut rewrite = int8::Rewrite::default();
+    let mut bias_corrected: Option<usize> = None;
+    for (r, corrected) in nested::each_graph(&mut model, |m| {
+        rewrite_part(m, file, options, calibration, ignored)
+    })? {
+        rewrite.absorb(r);
+        if let Some(c) = corrected {
+            *bias_corrected.get_or_insert(0) += c;
+        }
+    }
+    Ok(QuantizedPart {
+        model,
+        summary: PartSummary {
+            file: file.to_string(),
+            recipe: Some(options.recipe_for(file)),
+            ops: rewrite.ops,
+            left_in_float: rewrite.skipped,
+            smoothing: calibration.and_then(|c| c.smoothing.get(file).cloned()),
+            bias_corrected,
+            fusions,
+        },
+        named_seen,
+    })
+}
+
 /// Rewrites every graph file of `src` into `dst` (a fresh folder) and copies the other files. The static
 /// recipe needs `calibration` (statistics taken on `src` itself).
 pub fn quantize_folder(
@@ -675,46 +768,22 @@ pub fn quantize_folder(
         (true, Some(c)) => Some(c),
         (false, _) => None,
     };
+    for file in graph_files {
+        progress(&format!("quantize {file}: {} ...", recipe.name()));
+    }
+    let done = each_file(graph_files, "quantizing", |file| {
+        quantize_part(src, file, &options, calibration, &ignored)
+    });
     let mut named_seen = vec![false; options.ignored.names.len()];
     let mut parts = Vec::new();
     let mut rewritten = Vec::new();
-    for file in graph_files {
-        progress(&format!("quantize {file}: {} ...", recipe.name()));
-        let mut model = read_graph(&src.join(file))?;
-        if let Some(g) = &model.graph {
-            for (seen, name) in named_seen.iter_mut().zip(&options.ignored.names) {
-                *seen |= g.node.iter().any(|n| n.name() == name);
-            }
+    for (file, part) in graph_files.iter().zip(done) {
+        let part = part?;
+        for (seen, here) in named_seen.iter_mut().zip(&part.named_seen) {
+            *seen |= here;
         }
-        let part_recipe = options.recipe_for(file);
-        let mut fusions = fuse::Fusions::new();
-        if options.fusion {
-            for found in nested::each_graph(&mut model, fuse::fuse)? {
-                for (op, n) in found {
-                    *fusions.entry(op).or_default() += n;
-                }
-            }
-        }
-        let mut rewrite = int8::Rewrite::default();
-        let mut bias_corrected: Option<usize> = None;
-        for (r, corrected) in nested::each_graph(&mut model, |m| {
-            rewrite_part(m, file, &options, calibration, &ignored)
-        })? {
-            rewrite.absorb(r);
-            if let Some(c) = corrected {
-                *bias_corrected.get_or_insert(0) += c;
-            }
-        }
-        rewritten.push((file, model));
-        parts.push(PartSummary {
-            file: file.to_string(),
-            recipe: Some(part_recipe),
-            ops: rewrite.ops,
-            left_in_float: rewrite.skipped,
-            smoothing: calibration.and_then(|c| c.smoothing.get(*file).cloned()),
-            bias_corrected,
-            fusions,
-        });
+        rewritten.push((file, part.model));
+        parts.push(part.summary);
     }
     let unknown: Vec<&str> = options
         .ignored

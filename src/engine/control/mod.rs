@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context as _, Result};
 
-use super::calibrate::{calibrate, copy_other_graphs, run_observed, CalibrationItems};
+use super::calibrate::{calibrate, copy_other_graphs, run_observed, CalibrationItems, Observed};
 use super::variants::{read_control, read_sidecar, QuantSetup};
 use super::workload::Workload;
 use super::{Context, Event, Stage, Task};
@@ -211,7 +211,12 @@ fn rank(
     });
     let items = ranking_items(&p.validation, size)?;
     let task = Task::new(&p.fp32.name, &[p.options.recipe.name()]);
-    run_observed(&dir, &items, observer, &task, Stage::Sensitivity, ctx, sink)
+    let run = Observed {
+        dir: &dir,
+        items: &items,
+        decode: true,
+    };
+    run_observed(&run, vec![observer], &task, Stage::Sensitivity, ctx, sink)
         .context("sensitivity")?;
     let errors = errors
         .lock()

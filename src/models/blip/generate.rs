@@ -255,27 +255,58 @@ impl BlipPipeline {
         })
     }
 
+    /// The question tokens `ids` encoded against the image embeddings.
+    fn encode_question(
+        &mut self,
+        embeds: &DynValue,
+        ids: &[i64],
+        in_ort: &mut Duration,
+    ) -> Result<DynValue, GenerateError> {
+        const PART: &str = "text encoder";
+        let image_len = seq_len(embeds, PART, "encoder_hidden_states")?;
+        let image_mask = ones(image_len, PART)?;
+        let inputs: Vec<(Cow<str>, SessionInputValue)> = vec![
+            ("input_ids".into(), ids_tensor(ids, PART)?.into()),
+            ("attention_mask".into(), ones(ids.len(), PART)?.into()),
+            ("encoder_hidden_states".into(), embeds.into()),
+            ("encoder_attention_mask".into(), (&image_mask).into()),
+        ];
+        let mut out =
+            run_timed(&mut self.model.text_encoder, inputs, in_ort).map_err(run_err(PART))?;
+        observe(&mut self.observer, super::model::TEXT_ENCODER_FILE, &out)?;
+        out.remove("last_hidden_state")
+            .ok_or_else(|| missing(PART, "last_hidden_state"))
+    }
+
+    /// What calibration runs for several questions about one image: the vision model once, the text
+    /// encoder per question, and the decoder only when `decode` (a decoder that is not calibrated need
+    /// not run).
+    pub fn encode_questions(
+        &mut self,
+        image: &RgbImage,
+        questions: &[&str],
+        decode: bool,
+    ) -> Result<(), GenerateError> {
+        let mut in_ort = Duration::ZERO;
+        let embeds = self.image_embeds(image, &mut in_ort)?;
+        for question in questions {
+            let (ids, _) = self.question_ids(question)?;
+            let question_embeds = self.encode_question(&embeds, &ids, &mut in_ort)?;
+            if decode {
+                self.decode(question_embeds, &mut in_ort)?;
+            }
+        }
+        Ok(())
+    }
+
     /// `generate_answer`: the question encoded against the image, then greedy decoding attending to it.
     pub fn answer(&mut self, image: &RgbImage, question: &str) -> Result<Generated, GenerateError> {
-        const PART: &str = "text encoder";
         let start = Instant::now();
         let (ids, question_truncated) = self.question_ids(question)?;
         let mut in_ort = Duration::ZERO;
         let embeds = self.image_embeds(image, &mut in_ort)?;
-        let image_len = seq_len(&embeds, PART, "encoder_hidden_states")?;
-        let inputs = ort::inputs! {
-            "input_ids" => ids_tensor(&ids, PART)?,
-            "attention_mask" => ones(ids.len(), PART)?,
-            "encoder_hidden_states" => embeds,
-            "encoder_attention_mask" => ones(image_len, PART)?,
-        };
-        let mut out =
-            run_timed(&mut self.model.text_encoder, inputs, &mut in_ort).map_err(run_err(PART))?;
-        observe(&mut self.observer, super::model::TEXT_ENCODER_FILE, &out)?;
-        let question_embeds = out
-            .remove("last_hidden_state")
-            .ok_or_else(|| missing(PART, "last_hidden_state"))?;
-        drop(out);
+        let question_embeds = self.encode_question(&embeds, &ids, &mut in_ort)?;
+        drop(embeds);
         let tokens = self.decode(question_embeds, &mut in_ort)?;
         Ok(Generated {
             text: self.text(&tokens)?,
