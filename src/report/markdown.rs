@@ -283,23 +283,26 @@ fn quantization_notes(out: &mut String, rows: &[&Row]) {
                 .map(|(op, c)| format!("{op} {}/{}", c.quantized, c.total))
                 .collect();
             let recipe = p.recipe.map_or(q.recipe.name(), |x| x.name());
-            let mut line = format!("- `{}` ({recipe}): {}", p.file, ops.join(", "));
+            let mut facts = Vec::new();
+            if !ops.is_empty() {
+                facts.push(ops.join(", "));
+            }
             if let Some(s) = &p.smoothing {
-                let _ = write!(
-                    line,
-                    "; SmoothQuant α {} on {} MatMuls ({} folded into LayerNorm, {} scale nodes)",
+                facts.push(format!(
+                    "SmoothQuant α {} on {} MatMuls ({} folded into LayerNorm, {} scale nodes)",
                     s.alpha, s.matmuls, s.folded_into_layernorm, s.scale_nodes
-                );
+                ));
             }
             if let Some(b) = p.bias_corrected {
-                let _ = write!(line, "; {b} biases corrected");
+                facts.push(format!("{b} biases corrected"));
             }
             if let Some(fused) = p.fusions_text() {
-                let _ = write!(line, "; fused: {fused}");
+                facts.push(format!("fused: {fused}"));
             }
             if !p.left_in_float.is_empty() {
-                let _ = write!(line, "; {} left in float", p.left_in_float.len());
+                facts.push(format!("{} left in float", p.left_in_float.len()));
             }
+            let line = format!("- `{}` ({recipe}): {}", p.file, facts.join("; "));
             let _ = writeln!(out, "{line}");
         }
     }
