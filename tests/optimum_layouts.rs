@@ -144,4 +144,25 @@ fn merged_decoder_folder_quantizes_as_the_split_layout_does() {
             "{name}: merged INT8 decoder {shared} bytes, split no-cache decoder {one}: weights stored twice?"
         );
     }
+
+    // An ignored scope names nodes inside the branches as well.
+    let inside = "then/model.decoder.layers.0.fc1/MatMul";
+    let mut setup = quantbench::engine::QuantSetup::default();
+    setup.ignored.names.push(inside.into());
+    let (_, summary) = quantbench::engine::quantize(
+        merged.to_str().unwrap(),
+        Recipe::Dynamic,
+        &setup,
+        Some(&dir.path().join("merged-ignored")),
+        false,
+        &ctx,
+        &mut |_| {},
+    )
+    .unwrap();
+    let m = part(&summary, "decoder_model_merged.onnx");
+    assert!(
+        m.left_in_float.iter().any(|why| why.starts_with(inside)),
+        "{:?}",
+        m.left_in_float
+    );
 }

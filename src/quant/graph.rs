@@ -140,6 +140,13 @@ pub fn reads(n: &NodeProto) -> Vec<&str> {
     out
 }
 
+/// Whether `g` or a graph nested in it has a node called `name`.
+pub fn has_node_named(g: &GraphProto, name: &str) -> bool {
+    g.node
+        .iter()
+        .any(|n| n.name() == name || subgraphs(n).any(|s| has_node_named(s, name)))
+}
+
 fn names_used_in<'a>(g: &'a GraphProto, out: &mut Vec<&'a str>) {
     for n in &g.node {
         out.extend(reads(n));

@@ -697,7 +697,7 @@ fn quantize_part(
             model
                 .graph
                 .as_ref()
-                .is_some_and(|g| g.node.iter().any(|n| n.name() == name))
+                .is_some_and(|g| graph::has_node_named(g, name))
         })
         .collect();
     let mut fusions = fuse::Fusions::new();
