@@ -106,54 +106,70 @@ fn observe_graph(
                     .collect(),
             );
         }
-        // Every branch outputs the union, in one order; a branch's own names get a suffix (its depth and
-        // side, so no scope repeats a name of one around it), since the If's outputs take the plain names.
-        let mut union: Vec<String> = Vec::new();
-        for name in exposed.iter().flatten() {
-            if !union.contains(name) {
-                union.push(name.clone());
-            }
-        }
-        if union.is_empty() {
-            continue;
-        }
-        for ((side, b), own) in branches.iter_mut().zip(&exposed) {
-            let suffix = format!("@{}{side}", depth + 1);
-            b.output.retain(|o| !own.iter().any(|x| x == o.name()));
-            for name in &union {
-                let local = format!("{name}{suffix}");
-                if own.contains(name) {
-                    for m in b.node.iter_mut() {
-                        for o in m.output.iter_mut().filter(|o| *o == name) {
-                            o.clone_from(&local);
-                        }
-                    }
-                } else {
-                    let mut empty = node(
-                        "Constant",
-                        format!("{local}_empty"),
-                        vec![],
-                        vec![local.clone()],
-                    );
-                    empty.attribute.push(AttributeProto {
-                        name: Some("value".into()),
-                        r#type: Some(AttributeType::Tensor as i32),
-                        t: Some(TensorProto {
-                            dims: vec![0],
-                            data_type: Some(DataType::Float as i32),
-                            ..Default::default()
-                        }),
-                        ..Default::default()
-                    });
-                    b.node.push(empty);
-                }
-                b.output.push(any_float(&local));
-            }
-        }
+        let union = align_branches(&mut branches, &exposed, depth + 1);
         n.output.extend(union.iter().cloned());
         new_outputs.extend(union);
     }
     graph
         .output
         .extend(new_outputs.iter().map(|name| any_float(name)));
+}
+
+/// Makes both branches output every tensor either exposed (`exposed[i]`: branch i's own), in one order, and
+/// returns those names for the If's new outputs. A branch's own outputs get a suffix (the depth and side,
+/// so no scope repeats a name of one around it), since the If's outputs take the plain names; a branch
+/// that does not compute a tensor outputs an empty one.
+fn align_branches(
+    branches: &mut [(String, &mut GraphProto)],
+    exposed: &[Vec<String>],
+    depth: usize,
+) -> Vec<String> {
+    let mut union: Vec<String> = Vec::new();
+    for name in exposed.iter().flatten() {
+        if !union.contains(name) {
+            union.push(name.clone());
+        }
+    }
+    if union.is_empty() {
+        return union;
+    }
+    for ((side, b), own) in branches.iter_mut().zip(exposed) {
+        let suffix = format!("@{depth}{side}");
+        b.output.retain(|o| !own.iter().any(|x| x == o.name()));
+        for name in &union {
+            let local = format!("{name}{suffix}");
+            if own.contains(name) {
+                for m in b.node.iter_mut() {
+                    for o in m.output.iter_mut().filter(|o| *o == name) {
+                        o.clone_from(&local);
+                    }
+                }
+            } else {
+                b.node.push(empty_float(&local));
+            }
+            b.output.push(any_float(&local));
+        }
+    }
+    union
+}
+
+/// A `Constant` making an empty float tensor called `name`.
+fn empty_float(name: &str) -> NodeProto {
+    let mut empty = node(
+        "Constant",
+        format!("{name}_empty"),
+        vec![],
+        vec![name.to_string()],
+    );
+    empty.attribute.push(AttributeProto {
+        name: Some("value".into()),
+        r#type: Some(AttributeType::Tensor as i32),
+        t: Some(TensorProto {
+            dims: vec![0],
+            data_type: Some(DataType::Float as i32),
+            ..Default::default()
+        }),
+        ..Default::default()
+    });
+    empty
 }
