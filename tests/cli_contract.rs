@@ -212,7 +212,7 @@ fn quantize_writes_a_verified_folder_with_its_sidecar() {
     ]);
     assert!(
         stdout.contains(
-            "encoder_model.onnx: 24 of 75 ops quantized; fused 6 × Gelu, 4 × MultiHeadAttention"
+            "encoder_model.onnx: 25 of 81 ops quantized; fused 6 × Gelu, 4 × MultiHeadAttention, 1 × im2col MatMul (Conv1d)"
         ),
         "{stdout}"
     );
@@ -223,17 +223,36 @@ fn quantize_writes_a_verified_folder_with_its_sidecar() {
     assert_eq!(side["parts"].as_array().unwrap().len(), 3);
     let enc = &side["parts"][0];
     assert_eq!(enc["file"], "encoder_model.onnx");
-    assert_eq!(enc["ops"]["MatMul"]["quantized"], 24);
+    // 24 projections and the second conv stem, lowered to a MatMul (the first reads the spectrogram).
+    assert_eq!(enc["ops"]["MatMul"]["quantized"], 25);
+    assert_eq!(enc["fusions"]["im2col MatMul (Conv1d)"], 1);
     assert_eq!(enc["fusions"]["MultiHeadAttention"], 4);
     assert_eq!(enc["fusions"]["Gelu"], 6);
-    // The decoders' vocabulary projection is block-wise 8-bit; their attention is left to the plain
-    // kernels (masked, cached), their GELUs fused.
+    // The decoders' vocabulary projection is block-wise 4-bit with its top candidates rescored (it is
+    // tied to the embedding); their attention is left to the plain kernels (masked, cached), their
+    // GELUs fused.
     assert_eq!(side["parts"][2]["fusions"]["Gelu"], 4);
     assert!(side["parts"][2]["fusions"]["MultiHeadAttention"].is_null());
     assert!(side["parameters"]["vocabulary_projection"]
         .as_str()
         .unwrap()
         .contains("MatMulNBits"));
+    let decoder = quantbench::onnx::read_model(&out.join("decoder_with_past_model.onnx")).unwrap();
+    let nbits: Vec<_> = decoder
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "MatMulNBits")
+        .flat_map(|n| {
+            n.attribute
+                .iter()
+                .filter(|a| a.name() == "bits")
+                .map(|a| a.i())
+        })
+        .collect();
+    assert_eq!(nbits, [4]);
     assert!(side["parameters"]["weights"]
         .as_str()
         .unwrap()
@@ -395,8 +414,9 @@ fn static_quantize_calibrates_through_the_pipeline_deterministically_and_records
     assert_eq!(sidecar["parameters"]["static"]["estimator"], "mse");
     assert_eq!(sidecar["parameters"]["static"]["seed"], 7);
     let encoder = &sidecar["parts"][0];
-    assert_eq!(encoder["ops"]["MatMul"]["quantized"], 24);
-    assert_eq!(encoder["bias_corrected"], 20);
+    // 24 projections and the second conv stem, lowered to a MatMul whose bias is corrected too.
+    assert_eq!(encoder["ops"]["MatMul"]["quantized"], 25);
+    assert_eq!(encoder["bias_corrected"], 21);
     // The folder is a model: it transcribes.
     let clip = repo().join("datasets/speech-en/librispeech/1995-1837-0001.wav");
     let (text, _) = run_ok(&[

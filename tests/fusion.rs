@@ -323,3 +323,116 @@ fn fused_blip_gives_the_fp32_answers() {
         );
     }
 }
+
+/// Whisper's stem on a small scale: conv (k 3, pad 1) → GELU → conv (k 3, pad 1, stride 2) → GELU →
+/// Transpose to [B, T, C]; `odd` adds a third convolution with dilation 2, uneven pads and no bias.
+fn conv_stem_graph(channels: usize, odd: bool) -> ModelProto {
+    use quantbench::onnx::attr::ints;
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Fixed(6), Dim::Named("time")],
+    );
+    let mut h = x;
+    let mut cin = 6;
+    let mut layers = vec![(1i64, 1i64, [1i64, 1i64], true), (2, 1, [1, 1], true)];
+    if odd {
+        layers.push((1, 2, [3, 0], false));
+    }
+    for (i, (stride, dilation, pads, bias)) in layers.into_iter().enumerate() {
+        let w = g.f32_init(
+            &format!("conv{i}.weight"),
+            &[channels, cin, 3],
+            &weights(30 + i as u32, channels * cin * 3, 0.8),
+        );
+        let mut inputs = vec![h.clone(), w];
+        if bias {
+            inputs.push(g.f32_init(
+                &format!("conv{i}.bias"),
+                &[channels],
+                &weights(40 + i as u32, channels, 0.5),
+            ));
+        }
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let c = g.op(
+            "Conv",
+            &refs,
+            vec![
+                ints("pads", &pads),
+                ints("strides", &[stride]),
+                ints("dilations", &[dilation]),
+                ints("kernel_shape", &[3]),
+            ],
+        );
+        h = gelu_as(&mut g, &c, GeluForm::DivHalfLast);
+        cin = channels;
+    }
+    g.op_into("Transpose", &[&h], vec![ints("perm", &[0, 2, 1])], &["y"]);
+    g.output(
+        "y",
+        DataType::Float,
+        &[
+            Dim::Named("batch"),
+            Dim::Named("t"),
+            Dim::Fixed(channels as i64),
+        ],
+    );
+    g.finish("stem", 17)
+}
+
+fn run_named(path: &Path, shape: Vec<i64>, x: &[f32]) -> (Vec<i64>, Vec<f32>) {
+    let mut s = quantbench::runtime::session(path, 1).unwrap();
+    let input = Tensor::from_array((shape, x.to_vec())).unwrap();
+    let out = s.run(ort::inputs! {"x" => input}).unwrap();
+    let (shape, data) = out["y"].try_extract_tensor::<f32>().unwrap();
+    (shape.to_vec(), data.to_vec())
+}
+
+#[test]
+fn lowered_convolutions_match_ort_conv() {
+    use quantbench::quant::lower::lower_convs;
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for odd in [false, true] {
+        let plain = conv_stem_graph(16, odd);
+        let mut fused = plain.clone();
+        fuse(&mut fused).unwrap();
+        let mut lowered = fused.clone();
+        // The first convolution reads the graph's input, so it stays float.
+        let convs = if odd { 2 } else { 1 };
+        assert_eq!(lower_convs(&mut lowered, &|_| false).unwrap(), convs);
+        assert_eq!(count(&lowered, "Conv"), 1);
+        assert_eq!(count(&lowered, "MatMul"), convs);
+        // The Transpose pairs around each GELU between lowered convolutions and before the graph's own
+        // Transpose cancel: the one into the first lowered convolution is left.
+        assert_eq!(count(&lowered, "Transpose"), 1, "odd {odd}");
+        let (f, l) = (
+            dir.path().join("fused.onnx"),
+            dir.path().join("lowered.onnx"),
+        );
+        write_model(&fused, &f).unwrap();
+        write_model(&lowered, &l).unwrap();
+        // Odd and even lengths, so each tap's end is checked against Conv's output length.
+        for time in [37i64, 40, 3000] {
+            let x = weights(50 + time as u32, 2 * 6 * time as usize, 3.0);
+            let (sa, a) = run_named(&f, vec![2, 6, time], &x);
+            let (sb, b) = run_named(&l, vec![2, 6, time], &x);
+            assert_eq!(sa, sb, "odd {odd}, time {time}");
+            let diff = max_diff(&a, &b);
+            assert!(diff <= 1e-4, "odd {odd}, time {time}: max |diff| {diff}");
+        }
+    }
+}
+
+#[test]
+fn convolutions_in_the_ignored_scope_stay() {
+    use quantbench::quant::lower::lower_convs;
+    let plain = conv_stem_graph(8, false);
+    let mut lowered = plain.clone();
+    assert_eq!(
+        lower_convs(&mut lowered, &|n| n.op_type() == "MatMul").unwrap(),
+        0
+    );
+    assert_eq!(lowered, plain);
+}

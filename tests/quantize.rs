@@ -131,8 +131,10 @@ fn calibrate(dir: &Path, x: &[f32], rows: usize) -> Calibration {
         dir,
         work.path(),
         &["mlp.onnx"],
-        &IgnoredScope::default(),
-        false,
+        &QuantOptions {
+            fusion: false,
+            ..Recipe::Static.into()
+        },
     )
     .unwrap();
     let acts = &observed["mlp.onnx"];
@@ -356,8 +358,10 @@ fn smoothquant_leaves_the_real_encoder_unchanged_in_float() {
         &fp32.onnx_dir,
         work.path(),
         &files,
-        &IgnoredScope::default(),
-        false,
+        &QuantOptions {
+            fusion: false,
+            ..Recipe::Static.into()
+        },
     )
     .unwrap();
     let outputs = run_encoder(&work.path().join(files[0]));
@@ -412,8 +416,10 @@ fn encoder_stats(
         fp32_dir,
         work.path(),
         &files,
-        &IgnoredScope::default(),
-        false,
+        &QuantOptions {
+            fusion: false,
+            ..Recipe::Static.into()
+        },
     )
     .unwrap();
     let mut stats: std::collections::HashMap<String, TensorStats> = observed[files[0]]
@@ -624,4 +630,108 @@ fn vocabulary_projection_becomes_matmul_nbits_and_keeps_the_argmax() {
             .collect()
     };
     assert_eq!(argmax(&fp), argmax(&q));
+}
+
+/// A projection tied to the token embedding (its weight is the table transposed, as Whisper's `proj_out`)
+/// goes to 4-bit MatMulNBits with the top candidates rescored from the table's int8 rows: the same argmax
+/// as FP32 per row, the rescored logits within int8's error, and the table stored once.
+#[test]
+fn tied_vocabulary_projection_is_4_bit_with_rescored_top_candidates() {
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let (k, vocab) = (64usize, quantbench::quant::nbits::MIN_COLUMNS + 40);
+    let mut seed = 17u32;
+    let mut rnd = move || {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        (seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5
+    };
+    let table: Vec<f32> = (0..vocab * k).map(|_| rnd()).collect();
+    let mut transposed = vec![0f32; k * vocab];
+    for v in 0..vocab {
+        for r in 0..k {
+            transposed[r * vocab + v] = table[v * k + r];
+        }
+    }
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[Dim::Named("n"), Dim::Fixed(k as i64)],
+    );
+    let ids = g.input("ids", DataType::Int64, &[Dim::Named("n")]);
+    let t = g.f32_init("embed_tokens.weight", &[vocab, k], &table);
+    let w = g.f32_init("proj_out.weight", &[k, vocab], &transposed);
+    let e = g.op("Gather", &[&t, &ids], vec![]);
+    let h = g.op("Add", &[&x, &e], vec![]);
+    g.op_into_named("proj_out/MatMul", "MatMul", &[&h, &w], vec![], &["y"]);
+    g.output(
+        "y",
+        DataType::Float,
+        &[Dim::Named("n"), Dim::Fixed(vocab as i64)],
+    );
+    let src = tempfile::tempdir().unwrap();
+    let dst = tempfile::tempdir().unwrap();
+    write_model(&g.finish("tied", 17), &src.path().join("m.onnx")).unwrap();
+    quantize_folder(
+        src.path(),
+        dst.path(),
+        &["m.onnx"],
+        Recipe::Dynamic,
+        None,
+        &mut |_| {},
+    )
+    .unwrap();
+    let model = quantbench::onnx::read_model(&dst.path().join("m.onnx")).unwrap();
+    let graph = model.graph.unwrap();
+    let nbits: Vec<_> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type() == "MatMulNBits")
+        .collect();
+    assert_eq!(nbits.len(), 1);
+    assert!(nbits[0]
+        .attribute
+        .iter()
+        .any(|a| a.name() == "bits" && a.i() == 4));
+    for op in ["TopK", "ScatterElements"] {
+        assert!(graph.node.iter().any(|n| n.op_type() == op), "no {op}");
+    }
+    // One int8 copy of the table serves the embedding and the rescoring; no float table is left.
+    let int8_tables = graph
+        .initializer
+        .iter()
+        .filter(|t| t.dims == [vocab as i64, k as i64])
+        .map(|t| t.data_type())
+        .collect::<Vec<_>>();
+    assert_eq!(int8_tables, [DataType::Int8 as i32]);
+
+    let rows = 6;
+    let xs: Vec<f32> = (0..rows * k).map(|_| rnd() * 4.0).collect();
+    let id: Vec<i64> = (0..rows as i64).map(|i| i * 977 % vocab as i64).collect();
+    let run2 = |path: &Path| -> Vec<f32> {
+        let mut s = quantbench::runtime::session(path, 1).unwrap();
+        let out = s
+            .run(ort::inputs! {
+                "x" => Tensor::from_array((vec![rows as i64, k as i64], xs.clone())).unwrap(),
+                "ids" => Tensor::from_array((vec![rows as i64], id.clone())).unwrap(),
+            })
+            .unwrap();
+        out["y"].try_extract_tensor::<f32>().unwrap().1.to_vec()
+    };
+    let fp = run2(&src.path().join("m.onnx"));
+    let q = run2(&dst.path().join("m.onnx"));
+    let argmax = |v: &[f32]| -> Vec<usize> {
+        v.chunks(vocab)
+            .map(|r| (0..vocab).max_by(|&i, &j| r[i].total_cmp(&r[j])).unwrap())
+            .collect()
+    };
+    let (a, b) = (argmax(&fp), argmax(&q));
+    assert_eq!(a, b);
+    let range = fp.iter().fold(0f32, |m, v| m.max(v.abs()));
+    for (row, &best) in a.iter().enumerate() {
+        let (exact, got) = (fp[row * vocab + best], q[row * vocab + best]);
+        assert!(
+            (exact - got).abs() <= 0.01 * range,
+            "row {row}: rescored {got} vs {exact} (range {range})"
+        );
+    }
 }

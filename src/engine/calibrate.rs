@@ -201,7 +201,7 @@ fn collect(
 ) -> Result<Stats> {
     let work = crate::fsutil::work_dir(dir.parent().unwrap_or(Path::new(".")), "calibrate")
         .context("cannot create a calibration folder")?;
-    let observed = instrument_folder(dir, work.path(), files, &options.ignored, options.fusion)?;
+    let observed = instrument_folder(dir, work.path(), files, options)?;
     copy_other_graphs(dir, work.path(), files)?;
     let shards: Vec<Arc<Mutex<Stats>>> = (0..CALIBRATION_SHARDS)
         .map(|_| {

@@ -193,14 +193,14 @@ impl<'a> View<'a> {
     }
 }
 
-fn ints_attr(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
+pub(super) fn ints_attr(n: &NodeProto, name: &str) -> Option<Vec<i64>> {
     n.attribute
         .iter()
         .find(|a| a.name() == name && a.r#type() == AttributeType::Ints)
         .map(|a| a.ints.clone())
 }
 
-fn int_attr(n: &NodeProto, name: &str) -> Option<i64> {
+pub(super) fn int_attr(n: &NodeProto, name: &str) -> Option<i64> {
     n.attribute
         .iter()
         .find(|a| a.name() == name && a.r#type() == AttributeType::Int)

@@ -1,8 +1,8 @@
 //! Graph rewrites that need no calibration data.
 //!
 //! Dynamic INT8: every MatMul whose right operand is a constant 2-D float weight becomes
-//! DynamicQuantizeLinear (activations, uint8, per tensor, at run time) → MatMulInteger with signed int8
-//! weights quantized per output column (symmetric) → Cast → Mul by the combined scale. This is the pattern
+//! DynamicQuantizeLinear (activations, uint8, per tensor, at run time) → MatMulInteger with int8
+//! weights quantized per output column (symmetric, stored as uint8 around 128: `graph::u8_weight`) → Cast → Mul by the combined scale. This is the pattern
 //! ONNX Runtime's own quantizer emits and its optimizer fuses into one DynamicQuantizeMatMul kernel.
 //! Weight-only INT8 (as `nncf.compress_weights`): the same int8 weights feed a DequantizeLinear (per output
 //! column) and the MatMul stays in float: the file shrinks fourfold, activations are untouched.
@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::onnx::attr::int;
 use crate::onnx::proto::{tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
 
-use super::graph::{f32_tensor, i8_tensor, node};
+use super::graph::{f32_tensor, i8_tensor, node, u8_weight};
 use super::qmath::{quantize_per_column_i8, quantize_per_row_i8};
 use super::{float_data, OpCount, QuantError};
 
@@ -131,9 +131,18 @@ pub fn rewrite(
         if quantized_weights.insert(wname.clone()) {
             let data = float_data(w)?;
             let (q, scales) = quantize_per_column_i8(&data, k, cols);
-            new_inits.push(i8_tensor(&q_name, vec![k as i64, cols as i64], &q));
+            if mode == MatMulMode::WeightsOnly {
+                new_inits.push(i8_tensor(&q_name, vec![k as i64, cols as i64], &q));
+                new_inits.push(i8_tensor(&zp_name, vec![cols as i64], &vec![0i8; cols]));
+            } else {
+                new_inits.extend(u8_weight(
+                    &q_name,
+                    &zp_name,
+                    vec![k as i64, cols as i64],
+                    &q,
+                ));
+            }
             new_inits.push(f32_tensor(&s_name, vec![cols as i64], &scales));
-            new_inits.push(i8_tensor(&zp_name, vec![cols as i64], &vec![0i8; cols]));
         }
         let out = &n.output[0];
         let v = |suffix: &str| format!("{out}_{suffix}");

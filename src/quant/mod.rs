@@ -5,6 +5,7 @@ pub mod calib;
 pub mod fuse;
 mod graph;
 mod int8;
+pub mod lower;
 pub mod nbits;
 mod nested;
 pub mod observe;
@@ -108,7 +109,7 @@ impl Recipe {
                 "weights": Recipe::Weights.parameters(),
             }),
             Recipe::Static => serde_json::json!({
-                "weights": "int8, symmetric, per output channel (scale = max|w| / 127, zero point 0)",
+                "weights": "int8, symmetric, per output channel (scale = max|w| / 127), stored as uint8 with zero point 128 (ONNX Runtime's u8·u8 kernel: no int16 saturation on CPUs without VNNI)",
                 "activations": "uint8, asymmetric, per tensor, range from calibration (QuantizeLinear)",
                 "preset": "transformer: only MatMuls with a constant weight are quantized; attention score/context MatMuls, Softmax, LayerNorm, GELU and residual Adds stay float",
                 "ops": ["MatMul with a constant 2-D weight", "Gather from a constant 2-D table (axis 0)"],
@@ -116,7 +117,7 @@ impl Recipe {
                 "vocabulary_projection": nbits::DESCRIPTION,
             }),
             Recipe::Dynamic => serde_json::json!({
-                "weights": "int8, symmetric, per output channel (scale = max|w| / 127, zero point 0)",
+                "weights": "int8, symmetric, per output channel (scale = max|w| / 127), stored as uint8 with zero point 128 (ONNX Runtime's u8·u8 kernel: no int16 saturation on CPUs without VNNI)",
                 "activations": "uint8, asymmetric, per tensor, computed at run time (DynamicQuantizeLinear)",
                 "ops": ["MatMul with a constant 2-D weight", "Gather from a constant 2-D table (axis 0)"],
                 "embeddings": "int8 rows, symmetric, one scale per row; dequantized after the lookup",
@@ -389,7 +390,11 @@ impl QuantOptions {
             p["parts"] = serde_json::to_value(&self.parts).expect("parts serialise");
         }
         p["fusion"] = if self.fusion {
-            serde_json::json!(fuse::DESCRIPTION)
+            serde_json::json!(format!(
+                "{}; in the int8 recipes also {}",
+                fuse::DESCRIPTION,
+                lower::DESCRIPTION
+            ))
         } else {
             serde_json::json!(false)
         };
@@ -566,22 +571,20 @@ fn each_file<T: Send>(
 
 /// Writes `src`'s graphs into `dst` with the activations a static recipe quantizes exposed as outputs
 /// (named `observe::PREFIX` + tensor); returns, per file, the observed tensors and their channel counts.
-/// With `fusion` the graphs are fused first, as they will be when quantized: the float model then runs
-/// faster, and fusion keeps the names of the tensors observed.
+/// The graphs are first fused and lowered as they will be when quantized (`prepare_part`): the float
+/// model then runs faster, fusion keeps the names of the tensors observed, and a lowered convolution's
+/// columns are observed like any MatMul's input.
 pub fn instrument_folder(
     src: &Path,
     dst: &Path,
     graph_files: &[&str],
-    ignored: &IgnoredScope,
-    fusion: bool,
+    options: &QuantOptions,
 ) -> Result<BTreeMap<String, Vec<(String, usize)>>, QuantError> {
-    let matcher = ignored.matcher()?;
+    let matcher = options.ignored.matcher()?;
     let matcher = &matcher;
     let instrumented = each_file(graph_files, "instrumenting", |file| {
         let mut model = read_graph(&src.join(file))?;
-        if fusion {
-            nested::each_graph(&mut model, fuse::fuse)?;
-        }
+        prepare_part(&mut model, file, options, matcher)?;
         let acts = observe::instrument(&mut model, matcher)?;
         write_model(&model, &dst.join(file))?;
         Ok(acts)
@@ -674,6 +677,35 @@ fn rewrite_part(
     Ok((rewrite, corrected))
 }
 
+/// Fuses `model` (unless fusion is off) and, where `file`'s recipe quantizes activations, lowers its 1-D
+/// convolutions to MatMuls; returns what was replaced. Calibration and quantization both start here, so
+/// the tensors observed are the ones quantized.
+fn prepare_part(
+    model: &mut crate::onnx::proto::ModelProto,
+    file: &str,
+    options: &QuantOptions,
+    ignored: &dyn Fn(&crate::onnx::proto::NodeProto) -> bool,
+) -> Result<fuse::Fusions, QuantError> {
+    let mut fusions = fuse::Fusions::new();
+    if !options.fusion {
+        return Ok(fusions);
+    }
+    for found in nested::each_graph(model, fuse::fuse)? {
+        for (op, n) in found {
+            *fusions.entry(op).or_default() += n;
+        }
+    }
+    if matches!(options.recipe_for(file), Recipe::Dynamic | Recipe::Static) {
+        let lowered: usize = nested::each_graph(model, |m| lower::lower_convs(m, ignored))?
+            .into_iter()
+            .sum();
+        if lowered > 0 {
+            fusions.insert(lower::FUSION.into(), lowered);
+        }
+    }
+    Ok(fusions)
+}
+
 /// One graph, fused and rewritten, with what was done and which of the ignored scope's names it holds.
 struct QuantizedPart {
     model: crate::onnx::proto::ModelProto,
@@ -700,14 +732,7 @@ fn quantize_part(
                 .is_some_and(|g| graph::has_node_named(g, name))
         })
         .collect();
-    let mut fusions = fuse::Fusions::new();
-    if options.fusion {
-        for found in nested::each_graph(&mut model, fuse::fuse)? {
-            for (op, n) in found {
-                *fusions.entry(op).or_default() += n;
-            }
-        }
-    }
+    let fusions = prepare_part(&mut model, file, options, ignored)?;
     let mut rewrite = int8::Rewrite::default();
     let mut bias_corrected: Option<usize> = None;
     for (r, corrected) in nested::each_graph(&mut model, |m| {
@@ -902,7 +927,15 @@ mod tests {
             .iter()
             .find(|t| t.name() == "w1_quantized")
             .unwrap();
-        assert_eq!(q.data_type(), DataType::Int8 as i32);
+        // Symmetric int8 values stored around 128 for ONNX Runtime's non-saturating u8·u8 kernel.
+        assert_eq!(q.data_type(), DataType::Uint8 as i32);
+        let zp = g
+            .initializer
+            .iter()
+            .find(|t| t.name() == "w1_zero_point")
+            .unwrap();
+        assert_eq!(zp.data_type(), DataType::Uint8 as i32);
+        assert!(zp.raw_data().iter().all(|&z| z == 128));
     }
 
     #[test]

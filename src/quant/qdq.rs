@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::calib::{u8_params, Estimator, TensorStats};
 use super::graph::{
-    consumers, drop_unused_initializers, f32_tensor, i8_tensor, label, node, u8_tensor,
+    consumers, drop_unused_initializers, f32_tensor, label, node, u8_tensor, u8_weight,
     weight_matmuls,
 };
 use super::int8::{embedding_table, gather_rewrite, Rewrite};
@@ -88,9 +88,8 @@ pub fn rewrite(
         if !quantized_weights.contains_key(&t.weight) {
             let data = float_data(&graph.initializer[init_index[&t.weight]])?;
             let (q, scales) = quantize_per_column_i8(&data, t.k, t.n);
-            new_inits.push(i8_tensor(&w_q, vec![t.k as i64, t.n as i64], &q));
+            new_inits.extend(u8_weight(&w_q, &w_zp, vec![t.k as i64, t.n as i64], &q));
             new_inits.push(f32_tensor(&w_s, vec![t.n as i64], &scales));
-            new_inits.push(i8_tensor(&w_zp, vec![t.n as i64], &vec![0i8; t.n]));
             quantized_weights.insert(t.weight.clone(), (q, scales));
         }
         let out = &n.output[0];

@@ -64,6 +64,32 @@ pub fn quantize_blocks_u8(w: &[f32], k: usize, n: usize, block: usize) -> (Vec<u
     (q, scales)
 }
 
+/// Block-wise unsigned 4-bit weights in `com.microsoft.MatMulNBits`' layout for a [K, N] row-major weight:
+/// for each output column n and each run of `block` rows, s = max|w| / 7 and q = clamp(round(w / s), −8, 7) + 8
+/// (the op's default zero point for 4 bits), two values a byte, the first in the low nibble. Returns q as
+/// [N, K / block, block / 2] and s as [N, K / block]. `block` must be even and divide K. An all-zero block
+/// gets scale 1.
+pub fn quantize_blocks_u4(w: &[f32], k: usize, n: usize, block: usize) -> (Vec<u8>, Vec<f32>) {
+    debug_assert!(block.is_multiple_of(2) && k.is_multiple_of(block) && w.len() == k * n);
+    let blocks = k / block;
+    let mut q = vec![0u8; n * k / 2];
+    let mut scales = vec![0f32; n * blocks];
+    for col in 0..n {
+        for b in 0..blocks {
+            let rows = b * block..(b + 1) * block;
+            let m = rows.clone().fold(0f32, |m, r| m.max(w[r * n + col].abs()));
+            let s = if m > 0.0 { m / 7.0 } else { 1.0 };
+            scales[col * blocks + b] = s;
+            for r in rows {
+                let v = ((w[r * n + col] / s).round_ties_even().clamp(-8.0, 7.0) + 8.0) as u8;
+                let byte = &mut q[(col * k + r) / 2];
+                *byte |= if r % 2 == 0 { v } else { v << 4 };
+            }
+        }
+    }
+    (q, scales)
+}
+
 /// ONNX QuantizeLinear to int8: round half to even, then saturate.
 pub fn quantize_i8(x: f32, scale: f32, zero_point: i8) -> i8 {
     let v = (x / scale).round_ties_even() + zero_point as f32;
