@@ -113,14 +113,16 @@ pub fn weight_matmuls_reading(
         .filter(|(_, n)| n.op_type() == "MatMul" && n.input.len() == 2 && !ignored(n))
         .filter_map(|(i, n)| {
             let w = inits.get(n.input[1].as_str())?;
-            (w.data_type() == DataType::Float as i32 && w.dims.len() == 2 && !w.dims.contains(&0))
-                .then(|| WeightMatMul {
-                    node: i,
-                    activation: n.input[0].clone(),
-                    weight: w.name().to_string(),
-                    k: w.dims[0] as usize,
-                    n: w.dims[1] as usize,
-                })
+            (w.data_type() == DataType::Float as i32
+                && w.dims.len() == 2
+                && w.dims.iter().all(|&d| d > 0))
+            .then(|| WeightMatMul {
+                node: i,
+                activation: n.input[0].clone(),
+                weight: w.name().to_string(),
+                k: w.dims[0] as usize,
+                n: w.dims[1] as usize,
+            })
         })
         .collect()
 }

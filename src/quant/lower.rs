@@ -63,7 +63,10 @@ fn match_conv1d(
         return None;
     }
     let w = inits.get(n.input.get(1)?.as_str())?;
-    if w.data_type() != DataType::Float as i32 || w.dims.len() != 3 || w.dims.contains(&0) {
+    if w.data_type() != DataType::Float as i32
+        || w.dims.len() != 3
+        || w.dims.iter().any(|&d| d <= 0)
+    {
         return None;
     }
     let bias = match n.input.get(2).map(String::as_str) {
