@@ -436,3 +436,218 @@ fn convolutions_in_the_ignored_scope_stay() {
     );
     assert_eq!(lowered, plain);
 }
+
+/// Cross-attention in a decoding step as BLIP's decoder writes it: queries from the new tokens x [B, M, d],
+/// keys and values projected from the encoder's states [B, T, d] (with biases when `biased`), an additive
+/// mask over the states, output projection. `keys_out` also returns the per-head keys (Whisper's first
+/// decoder step returns them as `present.N.encoder.key`). `weight` maps a projection's weight, by name,
+/// before it is stored (the weight-only reference dequantizes the keys' and values').
+fn cross_attention_graph(
+    d: usize,
+    heads: usize,
+    biased: bool,
+    keys_out: bool,
+    weight: &dyn Fn(&str, Vec<f32>) -> Vec<f32>,
+) -> ModelProto {
+    let mut g = GraphBuilder::new();
+    let x = g.input(
+        "x",
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Named("new"), Dim::Fixed(d as i64)],
+    );
+    let states = g.input(
+        "states",
+        DataType::Float,
+        &[
+            Dim::Named("batch"),
+            Dim::Named("frames"),
+            Dim::Fixed(d as i64),
+        ],
+    );
+    let mask = g.input(
+        "mask",
+        DataType::Float,
+        &[
+            Dim::Named("batch"),
+            Dim::Fixed(1),
+            Dim::Fixed(1),
+            Dim::Named("frames"),
+        ],
+    );
+    let h = Heads::new(heads, d);
+    let past = g.input(
+        "past_key_values.0.key",
+        DataType::Float,
+        &[
+            Dim::Named("batch"),
+            Dim::Fixed(heads as i64),
+            Dim::Named("past"),
+            Dim::Fixed(h.dim as i64),
+        ],
+    );
+    let proj = |g: &mut GraphBuilder, from: &str, name: &str, seed: u32| {
+        let w = g.f32_init(name, &[d, d], &weight(name, weights(seed, d * d, 0.6)));
+        let p = g.op("MatMul", &[from, &w], vec![]);
+        if biased {
+            let b = g.f32_init(&format!("{name}.bias"), &[d], &weights(seed + 10, d, 0.8));
+            g.op("Add", &[&p, &b], vec![])
+        } else {
+            p
+        }
+    };
+    let q = proj(&mut g, &x, "wq", 1);
+    let k = proj(&mut g, &states, "wk", 2);
+    let v = proj(&mut g, &states, "wv", 3);
+    let (kh, vh) = (h.split(&mut g, &k), h.split(&mut g, &v));
+    let o = attention(&mut g, &h, &q, &kh, &vh, Some(&mask));
+    let wo = g.f32_init("wo", &[d, d], &weights(4, d * d, 0.6));
+    g.op_into("MatMul", &[&o, &wo], vec![], &["y"]);
+    g.output(
+        "y",
+        DataType::Float,
+        &[Dim::Named("batch"), Dim::Named("new"), Dim::Fixed(d as i64)],
+    );
+    let per_head = |length: &'static str| {
+        vec![
+            Dim::Named("batch"),
+            Dim::Fixed(heads as i64),
+            Dim::Named(length),
+            Dim::Fixed(h.dim as i64),
+        ]
+    };
+    g.op_into("Identity", &[&past], vec![], &["present.0.key"]);
+    g.output("present.0.key", DataType::Float, &per_head("past"));
+    if keys_out {
+        g.op_into("Identity", &[&kh], vec![], &["keys"]);
+        g.output("keys", DataType::Float, &per_head("frames"));
+    }
+    g.finish("cross_attention", 17)
+}
+
+/// Runs a cross-attention graph: B = 2, `new` queries over 29 frames (the second batch row's last 7
+/// masked off), a 3-step past.
+fn run_cross(path: &Path, d: usize, heads: usize, new: usize) -> Vec<f32> {
+    const FRAMES: usize = 29;
+    let mut s = quantbench::runtime::session(path, 1).unwrap();
+    let t = |shape: Vec<i64>, data: Vec<f32>| Tensor::from_array((shape, data)).unwrap();
+    let mut mask = vec![0f32; 2 * FRAMES];
+    mask[2 * FRAMES - 7..].fill(-10_000.0);
+    let out = s
+        .run(ort::inputs! {
+            "x" => t(vec![2, new as i64, d as i64], weights(21, 2 * new * d, 4.0)),
+            "states" => t(vec![2, FRAMES as i64, d as i64], weights(22, 2 * FRAMES * d, 4.0)),
+            "mask" => t(vec![2, 1, 1, FRAMES as i64], mask),
+            "past_key_values.0.key" => t(vec![2, heads as i64, 3, (d / heads) as i64], vec![0.5; 2 * 3 * d]),
+        })
+        .unwrap();
+    out["y"].try_extract_tensor::<f32>().unwrap().1.to_vec()
+}
+
+fn argmax_rows(v: &[f32], d: usize) -> Vec<usize> {
+    v.chunks(d)
+        .map(|row| (0..d).max_by(|&i, &j| row[i].total_cmp(&row[j])).unwrap())
+        .collect()
+}
+
+#[test]
+fn absorbed_cross_attention_matches_the_projected_graph_in_ort() {
+    use quantbench::quant::absorb::{absorb, is_decoding_step, Weights};
+    use quantbench::quant::qmath::quantize_per_column_i8;
+    common::context().init_runtime(&mut |_| {}).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let float = |_: &str, w: Vec<f32>| w;
+    // The weight-only reference: each weight replaced by its per-column int8 dequantized, then projected
+    // as before; the absorbed int8 graph must compute the same.
+    let dequantized = |name: &str, w: Vec<f32>| {
+        if !["wk", "wv"].contains(&name) {
+            return w;
+        }
+        let n = (w.len() as f64).sqrt() as usize;
+        let (q, s) = quantize_per_column_i8(&w, n, n);
+        q.iter()
+            .enumerate()
+            .map(|(i, &v)| v as f32 * s[i % n])
+            .collect()
+    };
+    for (d, heads, biased, new) in [(64, 4, true, 1), (48, 6, false, 5), (32, 1, true, 2)] {
+        for weights_kind in [Weights::Float, Weights::Int8] {
+            let original = cross_attention_graph(d, heads, biased, false, &float);
+            let reference = match weights_kind {
+                Weights::Float => original.clone(),
+                Weights::Int8 => cross_attention_graph(d, heads, biased, false, &dequantized),
+            };
+            assert!(is_decoding_step(&original));
+            let mut absorbed = original.clone();
+            assert_eq!(absorb(&mut absorbed, weights_kind, &|_| false).unwrap(), 2);
+            // Neither the key nor the value projection of the states is left.
+            let states_read = absorbed
+                .graph
+                .as_ref()
+                .unwrap()
+                .node
+                .iter()
+                .filter(|n| n.op_type() == "MatMul" && n.input.iter().any(|i| i == "states"));
+            assert_eq!(states_read.count(), 0);
+            if weights_kind == Weights::Int8 {
+                assert_eq!(count(&absorbed, "DequantizeLinear"), 2);
+            }
+
+            let (p, a) = (
+                dir.path().join("plain.onnx"),
+                dir.path().join("absorbed.onnx"),
+            );
+            write_model(&reference, &p).unwrap();
+            write_model(&absorbed, &a).unwrap();
+            let (want, got) = (run_cross(&p, d, heads, new), run_cross(&a, d, heads, new));
+            let diff = max_diff(&want, &got);
+            let case = format!("d {d} heads {heads} biased {biased} {weights_kind:?}");
+            assert!(diff <= 1e-4, "{case}: max |diff| {diff}");
+            assert_eq!(argmax_rows(&want, d), argmax_rows(&got, d), "{case}");
+        }
+    }
+}
+
+#[test]
+fn cross_attention_whose_keys_are_returned_or_outside_a_decoding_step_is_left_alone() {
+    use quantbench::quant::absorb::{absorb, is_decoding_step, Weights};
+    let float = |_: &str, w: Vec<f32>| w;
+    // The per-head keys are also an output: the projection must stay.
+    let plain = cross_attention_graph(32, 4, true, true, &float);
+    let mut absorbed = plain.clone();
+    assert_eq!(
+        absorb(&mut absorbed, Weights::Float, &|_| false).unwrap(),
+        1
+    );
+    let matmuls_of_states = |m: &ModelProto| {
+        m.graph
+            .as_ref()
+            .unwrap()
+            .node
+            .iter()
+            .filter(|n| n.input.iter().any(|i| i == "states"))
+            .count()
+    };
+    // The values are absorbed (their weighted states read the states through one Reshape); the keys'
+    // projection still reads them.
+    assert!(matmuls_of_states(&absorbed) >= 1);
+    // An encoder (no cache inputs) is not a decoding step.
+    let encoder = attention_graph(32, 4, false);
+    assert!(!is_decoding_step(&encoder));
+}
+
+#[test]
+fn absorbing_is_deterministic_and_idempotent() {
+    use prost::Message;
+    use quantbench::quant::absorb::{absorb, Weights};
+    let float = |_: &str, w: Vec<f32>| w;
+    for kind in [Weights::Float, Weights::Int8] {
+        let mut a = cross_attention_graph(64, 4, true, false, &float);
+        let mut b = a.clone();
+        absorb(&mut a, kind, &|_| false).unwrap();
+        absorb(&mut b, kind, &|_| false).unwrap();
+        assert_eq!(a.encode_to_vec(), b.encode_to_vec());
+        let again = a.clone();
+        assert_eq!(absorb(&mut a, kind, &|_| false).unwrap(), 0);
+        assert_eq!(a, again);
+    }
+}

@@ -67,8 +67,8 @@ pub(super) fn declare_contrib_domain(model: &mut ModelProto) {
 }
 
 /// A read-only view of a graph for matching: who makes each value, who reads it, the constants.
-struct View<'a> {
-    graph: &'a GraphProto,
+pub(super) struct View<'a> {
+    pub(super) graph: &'a GraphProto,
     producer: HashMap<&'a str, usize>,
     readers: HashMap<&'a str, usize>,
     inits: HashMap<&'a str, &'a TensorProto>,
@@ -76,7 +76,7 @@ struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    fn new(graph: &'a GraphProto) -> Self {
+    pub(super) fn new(graph: &'a GraphProto) -> Self {
         let mut producer = HashMap::new();
         let mut readers: HashMap<&str, usize> = HashMap::new();
         for (i, n) in graph.node.iter().enumerate() {
@@ -97,13 +97,13 @@ impl<'a> View<'a> {
     }
 
     /// The node making `value`, if it is `op`.
-    fn made_by(&self, value: &str, op: &str) -> Option<&'a NodeProto> {
+    pub(super) fn made_by(&self, value: &str, op: &str) -> Option<&'a NodeProto> {
         let n = &self.graph.node[*self.producer.get(value)?];
         (n.op_type() == op && n.domain().is_empty()).then_some(n)
     }
 
     /// The one node reading `value` (at any input), if `value` is private and that node is `op`.
-    fn reader(&self, value: &str, op: &str) -> Option<(usize, &'a NodeProto)> {
+    pub(super) fn reader(&self, value: &str, op: &str) -> Option<(usize, &'a NodeProto)> {
         if !self.private(value) {
             return None;
         }
@@ -122,7 +122,7 @@ impl<'a> View<'a> {
     }
 
     /// The one node reading `value` as its first input, if `value` is private and that node is `op`.
-    fn sole_reader(&self, value: &str, op: &str) -> Option<(usize, &'a NodeProto)> {
+    pub(super) fn sole_reader(&self, value: &str, op: &str) -> Option<(usize, &'a NodeProto)> {
         if !self.private(value) {
             return None;
         }
@@ -134,12 +134,17 @@ impl<'a> View<'a> {
     }
 
     /// Whether `value` is read by exactly one node and is no graph output (so its chain may go).
-    fn private(&self, value: &str) -> bool {
+    pub(super) fn private(&self, value: &str) -> bool {
         self.readers.get(value) == Some(&1) && !self.outputs.contains(value)
     }
 
+    /// An initializer's tensor.
+    pub(super) fn initializer(&self, value: &str) -> Option<&'a TensorProto> {
+        self.inits.get(value).copied()
+    }
+
     /// A constant's tensor: an initializer or a `Constant` node's `value`.
-    fn constant(&self, value: &str) -> Option<&'a TensorProto> {
+    pub(super) fn constant(&self, value: &str) -> Option<&'a TensorProto> {
         if let Some(t) = self.inits.get(value) {
             return Some(t);
         }
@@ -150,7 +155,7 @@ impl<'a> View<'a> {
             .and_then(|a| a.t.as_ref())
     }
 
-    fn i64s(&self, value: &str) -> Option<Vec<i64>> {
+    pub(super) fn i64s(&self, value: &str) -> Option<Vec<i64>> {
         let t = self.constant(value)?;
         if t.data_type() != DataType::Int64 as i32 {
             return None;
@@ -167,7 +172,7 @@ impl<'a> View<'a> {
     }
 
     /// A float constant holding one value (any shape of one element).
-    fn scalar(&self, value: &str) -> Option<f32> {
+    pub(super) fn scalar(&self, value: &str) -> Option<f32> {
         let t = self.constant(value)?;
         if t.data_type() != DataType::Float as i32 || t.dims.iter().product::<i64>() != 1 {
             return None;
@@ -180,7 +185,7 @@ impl<'a> View<'a> {
     }
 
     /// `Mul(x, c)` / `Mul(c, x)` with a scalar constant c: (x, c).
-    fn scaled(&self, value: &str) -> Option<(&'a str, f32)> {
+    pub(super) fn scaled(&self, value: &str) -> Option<(&'a str, f32)> {
         let n = self.made_by(value, "Mul")?;
         if n.input.len() != 2 {
             return None;
@@ -426,7 +431,7 @@ fn fuse_gelu(graph: &mut GraphProto) -> usize {
 
 /// Drops nodes none of whose outputs is read or is a graph output, until none is left, then the
 /// initializers nothing reads.
-fn remove_dead_nodes(graph: &mut GraphProto) {
+pub(super) fn remove_dead_nodes(graph: &mut GraphProto) {
     loop {
         let needed: HashSet<String> = graph
             .node
@@ -446,7 +451,7 @@ fn remove_dead_nodes(graph: &mut GraphProto) {
 }
 
 /// Orders nodes so each comes after the producers of its inputs (stable: ties keep their order).
-fn topological_sort(graph: &mut GraphProto) -> Result<(), QuantError> {
+pub(super) fn topological_sort(graph: &mut GraphProto) -> Result<(), QuantError> {
     let mut producer: HashMap<&str, usize> = HashMap::new();
     for (i, n) in graph.node.iter().enumerate() {
         for o in &n.output {

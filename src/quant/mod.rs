@@ -1,6 +1,7 @@
 //! INT8 quantization of ONNX graphs, in Rust. One public door: `quantize_folder` rewrites every graph of a
 //! model folder with a recipe and says what it did; callers verify the result with ORT before publishing it.
 
+pub mod absorb;
 pub mod calib;
 pub mod fuse;
 mod graph;
@@ -391,8 +392,9 @@ impl QuantOptions {
         }
         p["fusion"] = if self.fusion {
             serde_json::json!(format!(
-                "{}; in the int8 recipes also {}",
+                "{}; {}; in the int8 recipes also {}",
                 fuse::DESCRIPTION,
+                absorb::DESCRIPTION,
                 lower::DESCRIPTION
             ))
         } else {
@@ -689,6 +691,19 @@ fn prepare_part(
     let mut fusions = fuse::Fusions::new();
     if !options.fusion {
         return Ok(fusions);
+    }
+    if absorb::is_decoding_step(model) {
+        let weights = if options.recipe_for(file) == Recipe::Weights {
+            absorb::Weights::Int8
+        } else {
+            absorb::Weights::Float
+        };
+        let absorbed: usize = nested::each_graph(model, |m| absorb::absorb(m, weights, ignored))?
+            .into_iter()
+            .sum();
+        if absorbed > 0 {
+            fusions.insert(absorb::FUSION.into(), absorbed);
+        }
     }
     for found in nested::each_graph(model, fuse::fuse)? {
         for (op, n) in found {
