@@ -89,7 +89,7 @@ fn bad_audio_files() {
             ],
             &[],
         ),
-        &["text.wav", "not a WAV or FLAC"],
+        &["text.wav", "not an audio file quantbench reads"],
     );
 
     write_wav(&p("full.wav"), 16_000);

@@ -1,5 +1,5 @@
-//! Audio in: WAV (hound: 8/16/24/32-bit int, 32-bit float) and FLAC (symphonia), mixed to mono and
-//! resampled to 16 kHz with rubato. Every size a header declares is checked before anything is allocated
+//! Audio in: WAV (hound: 8/16/24/32-bit int, 32-bit float); FLAC, MP3, AAC, Ogg Vorbis and the audio
+//! track of MP4/MOV/MKV/WebM (symphonia), mixed to mono and resampled to 16 kHz with rubato. Every size a header declares is checked before anything is allocated
 //! by it: the sample rate against [`RATES`], the length against the file's size and [`AudioLimits`].
 
 use std::io::{Read, Seek};
@@ -76,7 +76,7 @@ impl Audio {
     }
 }
 
-/// Loads a WAV or FLAC file (decided by its first bytes, not its name) as 16 kHz mono, within the default
+/// Loads an audio file (its container decided by its first bytes, not its name) as 16 kHz mono, within the default
 /// limits.
 pub fn load_16k(path: &Path) -> Result<Audio, AudioError> {
     load_16k_within(path, &AudioLimits::default())
@@ -130,19 +130,68 @@ fn decode<R: Read + Seek + Send + Sync + 'static>(
     len: u64,
     limits: &AudioLimits,
 ) -> Result<Audio, AudioError> {
-    let mut head = [0u8; 4];
-    reader
-        .read_exact(&mut head)
-        .map_err(|_| err(path, "not a WAV or FLAC file (too short)"))?;
+    let mut head = [0u8; 12];
+    let mut got = 0;
+    while got < head.len() {
+        match reader.read(&mut head[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(err(path, format!("cannot read: {e}"))),
+        }
+    }
+    if got < 4 {
+        return Err(err(path, format!("{NOT_AUDIO} (too short)")));
+    }
     reader
         .rewind()
         .map_err(|e| err(path, format!("cannot read: {e}")))?;
-    match &head {
-        b"RIFF" => decode_wav(path, reader, len, limits),
-        b"fLaC" => decode_flac(path, reader, limits),
-        _ => Err(err(path, "not a WAV or FLAC file (unknown header)")),
+    if &head[..4] == b"RIFF" {
+        decode_wav(path, reader, len, limits)
+    } else {
+        without_panics(path, || {
+            decode_with_symphonia(path, reader, len, &head, limits)
+        })
     }
 }
+
+thread_local! {
+    static IN_DECODER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// symphonia's readers can still panic on hostile input (its Matroska reader unwraps a timestamp scale
+/// over `u32::MAX`): such a panic becomes an error naming the file, and the panic hook stays quiet for it.
+fn without_panics(
+    path: &Path,
+    decode: impl FnOnce() -> Result<Audio, AudioError>,
+) -> Result<Audio, AudioError> {
+    static QUIET_HOOK: std::sync::Once = std::sync::Once::new();
+    QUIET_HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !IN_DECODER.with(|d| d.get()) {
+                previous(info);
+            }
+        }));
+    });
+    IN_DECODER.with(|d| d.set(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(decode));
+    IN_DECODER.with(|d| d.set(false));
+    result.unwrap_or_else(|panic| {
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        Err(err(
+            path,
+            format!("malformed audio file: the decoder gave up on it ({why})"),
+        ))
+    })
+}
+
+/// The start of the error for a file no reader recognises.
+const NOT_AUDIO: &str = "not an audio file quantbench reads (WAV, FLAC, MP3, AAC/M4A, Ogg Vorbis, or the audio track of MP4/MOV/MKV/WebM)";
 
 fn check_rate(path: &Path, rate: u32) -> Result<(), AudioError> {
     if !RATES.contains(&rate) {
@@ -242,92 +291,269 @@ fn decode_wav<R: Read>(
     })
 }
 
-fn decode_flac<R: Read + Seek + Send + Sync + 'static>(
+/// What the first bytes say the container is, for errors raised before a reader knows more.
+fn container_from_header(head: &[u8; 12]) -> Option<&'static str> {
+    match head {
+        [b'f', b'L', b'a', b'C', ..] => Some("FLAC"),
+        [b'O', b'g', b'g', b'S', ..] => Some("Ogg"),
+        [b'I', b'D', b'3', ..] => Some("MP3"),
+        [0x1a, 0x45, 0xdf, 0xa3, ..] => Some("Matroska/WebM"),
+        [_, _, _, _, b'f', b't', b'y', b'p', ..]
+        | [_, _, _, _, b'm', b'o', b'o', b'v', ..]
+        | [_, _, _, _, b'm', b'd', b'a', b't', ..]
+        | [_, _, _, _, b'w', b'i', b'd', b'e', ..]
+        | [_, _, _, _, b'f', b'r', b'e', b'e', ..] => Some("MP4/MOV"),
+        [0xff, b, ..] if b & 0xf6 == 0xf0 => Some("AAC (ADTS)"),
+        [0xff, b, ..] if b & 0xe0 == 0xe0 => Some("MP3"),
+        _ => None,
+    }
+}
+
+/// A codec's name in errors; `None` when symphonia does not name it either.
+fn codec_name(codec: symphonia::core::codecs::CodecType) -> String {
+    use symphonia::core::codecs::*;
+    let known = [
+        (CODEC_TYPE_FLAC, "FLAC"),
+        (CODEC_TYPE_MP3, "MP3"),
+        (CODEC_TYPE_MP2, "MP2"),
+        (CODEC_TYPE_MP1, "MP1"),
+        (CODEC_TYPE_AAC, "AAC"),
+        (CODEC_TYPE_VORBIS, "Vorbis"),
+        (CODEC_TYPE_ALAC, "ALAC"),
+        (CODEC_TYPE_OPUS, "Opus"),
+        (CODEC_TYPE_SPEEX, "Speex"),
+        (CODEC_TYPE_EAC3, "E-AC-3"),
+        (CODEC_TYPE_AC4, "AC-4"),
+        (CODEC_TYPE_DCA, "DTS"),
+        (CODEC_TYPE_WMA, "WMA"),
+        (CODEC_TYPE_WAVPACK, "WavPack"),
+        (CODEC_TYPE_MONKEYS_AUDIO, "Monkey's Audio"),
+        (CODEC_TYPE_TTA, "TTA"),
+        (CODEC_TYPE_MUSEPACK, "Musepack"),
+    ];
+    if let Some((_, name)) = known.iter().find(|(c, _)| *c == codec) {
+        return (*name).into();
+    }
+    match symphonia::default::get_codecs().get_codec(codec) {
+        Some(d) => d.short_name.to_uppercase(),
+        None => format!("codec {codec}"),
+    }
+}
+
+/// A reader symphonia may seek in (an MP4's index is often at its end), of a known length.
+struct Seekable<R> {
+    inner: R,
+    len: u64,
+}
+
+impl<R: Read> Read for Seekable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<R: Seek> Seek for Seekable<R> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+impl<R: Read + Seek + Send + Sync> symphonia::core::io::MediaSource for Seekable<R> {
+    fn is_seekable(&self) -> bool {
+        true
+    }
+
+    fn byte_len(&self) -> Option<u64> {
+        Some(self.len)
+    }
+}
+
+/// Everything but WAV: FLAC, MP3, AAC (ADTS or in MP4/M4A/MOV), Ogg Vorbis, and the first audio track of
+/// an MP4/MOV or Matroska/WebM video, through symphonia's readers and decoders.
+fn decode_with_symphonia<R: Read + Seek + Send + Sync + 'static>(
     path: &Path,
     reader: R,
+    len: u64,
+    head: &[u8; 12],
     limits: &AudioLimits,
 ) -> Result<Audio, AudioError> {
     use symphonia::core::audio::SampleBuffer;
-    use symphonia::core::codecs::DecoderOptions;
+    use symphonia::core::codecs::{
+        DecoderOptions, CODEC_TYPE_FLAC, CODEC_TYPE_NULL, CODEC_TYPE_OPUS,
+    };
     use symphonia::core::errors::Error as SymErr;
     use symphonia::core::formats::FormatOptions;
-    use symphonia::core::io::{MediaSourceStream, ReadOnlySource};
+    use symphonia::core::io::MediaSourceStream;
     use symphonia::core::meta::MetadataOptions;
     use symphonia::core::probe::Hint;
 
-    let mss = MediaSourceStream::new(Box::new(ReadOnlySource::new(reader)), Default::default());
+    let container = container_from_header(head).ok_or_else(|| err(path, NOT_AUDIO))?;
+    let source = Seekable { inner: reader, len };
+    let mss = MediaSourceStream::new(Box::new(source), Default::default());
     let mut hint = Hint::new();
-    hint.with_extension("flac");
+    if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+        hint.with_extension(ext);
+    }
     let probed = symphonia::default::get_probe()
         .format(
             &hint,
             mss,
-            &FormatOptions::default(),
+            // Gapless: the encoder's delay and padding are trimmed (MP3's LAME tag, Vorbis), so the
+            // samples start where the recording does, as ffmpeg's do.
+            &FormatOptions {
+                enable_gapless: true,
+                ..Default::default()
+            },
             &MetadataOptions::default(),
         )
-        .map_err(|e| err(path, format!("invalid FLAC: {e}")))?;
+        .map_err(|e| err(path, format!("invalid {container}: {e}")))?;
     let mut format = probed.format;
-    let track = format
-        .default_track()
-        .ok_or_else(|| err(path, "FLAC has no audio track"))?;
+    // Video and subtitle tracks carry no codec symphonia knows (CODEC_TYPE_NULL).
+    let Some(track) = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+    else {
+        // A reader that does not know a track's codec leaves it null; an audio track still has a rate.
+        let audio = format
+            .tracks()
+            .iter()
+            .any(|t| t.codec_params.sample_rate.is_some());
+        return Err(err(
+            path,
+            if audio {
+                format!(
+                    "unsupported audio codec in this {container} file (one symphonia does not know, e.g. AC-3 or DTS); \
+                     convert it first, e.g. `ffmpeg -i IN -ar 16000 OUT.flac`"
+                )
+            } else {
+                format!("no audio track in this {container} file (only video or data)")
+            },
+        ));
+    };
     let params = track.codec_params.clone();
     let track_id = track.id;
-    let channels = params.channels.map(|c| c.count()).unwrap_or(0);
-    check_channels(path, channels)?;
-    let rate = params
-        .sample_rate
-        .ok_or_else(|| err(path, "FLAC declares no sample rate"))?;
-    check_rate(path, rate)?;
-    // STREAMINFO's count is 0 ("unknown") for some streamed encodes: the decoded length is then checked
-    // against the limit as it grows, and truncation is caught by the MD5 and the frames' CRCs.
-    let declared = params.n_frames.filter(|&n| n > 0);
-    if let Some(n) = declared {
-        limits.check_duration(path, n, rate)?;
+    let codec = codec_name(params.codec);
+    if params.codec == CODEC_TYPE_OPUS {
+        return Err(err(
+            path,
+            "unsupported audio codec Opus: quantbench has no Opus decoder (symphonia has none, and no \
+             pure-Rust one is maintained yet); convert it first, e.g. `ffmpeg -i IN -ar 16000 OUT.flac`",
+        ));
     }
-    let has_md5 = params.verification_check.is_some();
     let mut decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions { verify: true })
-        .map_err(|e| err(path, format!("unsupported FLAC stream: {e}")))?;
-    let mut interleaved = Vec::new();
+        .map_err(|_| {
+            err(
+                path,
+                format!(
+                    "unsupported audio codec {codec} in this {container} file; convert it first, e.g. \
+                     `ffmpeg -i IN -ar 16000 OUT.flac`"
+                ),
+            )
+        })?;
+    if let Some(c) = params.channels {
+        check_channels(path, c.count())?;
+    }
+    let mut rate = params.sample_rate;
+    if let Some(r) = rate {
+        check_rate(path, r)?;
+    }
+    // A declared length of 0 means "unknown" (streamed FLAC, MP3 without a Xing header, Ogg): the decoded
+    // length is then checked against the limit as it grows. Matroska declares its length in its own
+    // time base, not in samples.
+    let declared = params
+        .n_frames
+        .filter(|&n| n > 0)
+        .map(|n| match (params.time_base, rate) {
+            (Some(tb), Some(r)) if tb.denom != r => {
+                let frames = u128::from(n) * u128::from(tb.numer) * u128::from(r)
+                    / u128::from(tb.denom.max(1));
+                u64::try_from(frames).unwrap_or(u64::MAX)
+            }
+            _ => n,
+        });
+    if let (Some(n), Some(r)) = (declared, rate) {
+        limits.check_duration(path, n, r)?;
+    }
+    // Only FLAC's own STREAMINFO counts samples exactly; a container's duration is rounded.
+    let is_flac = params.codec == CODEC_TYPE_FLAC;
+    let exact_length = is_flac && container == "FLAC";
+    let has_md5 = params.verification_check.is_some();
+    let mut mono = Vec::new();
+    let mut frames: u64 = 0;
     loop {
         let packet = match format.next_packet() {
             Ok(p) => p,
             Err(SymErr::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
-            Err(e) => return Err(err(path, format!("corrupt FLAC: {e}"))),
+            Err(SymErr::ResetRequired) => {
+                return Err(err(
+                    path,
+                    format!("{codec} stream changes its parameters mid-way"),
+                ))
+            }
+            Err(e) => return Err(err(path, format!("corrupt {container}: {e}"))),
         };
         if packet.track_id() != track_id {
             continue;
         }
         let decoded = decoder
             .decode(&packet)
-            .map_err(|e| err(path, format!("corrupt FLAC frame: {e}")))?;
-        if decoded.spec().channels.count() != channels {
+            .map_err(|e| err(path, format!("corrupt {codec} frame: {e}")))?;
+        let spec = *decoded.spec();
+        let channels = spec.channels.count();
+        check_channels(path, channels)?;
+        if params.channels.is_some_and(|c| c.count() != channels) {
             return Err(err(
                 path,
-                "corrupt FLAC: a frame's channel count differs from STREAMINFO's",
+                format!("corrupt {codec}: a frame's channel count differs from the stream's"),
             ));
         }
-        let mut buf = SampleBuffer::<f32>::new(decoded.capacity() as u64, *decoded.spec());
-        buf.copy_interleaved_ref(decoded);
-        interleaved.extend_from_slice(buf.samples());
-        let frames = (interleaved.len() / channels) as u64;
+        match rate {
+            None => {
+                check_rate(path, spec.rate)?;
+                rate = Some(spec.rate);
+            }
+            Some(r) if r != spec.rate => {
+                return Err(err(
+                    path,
+                    format!(
+                        "{codec} stream changes its sample rate mid-way ({r} → {} Hz)",
+                        spec.rate
+                    ),
+                ))
+            }
+            Some(_) => {}
+        }
+        let mut b = SampleBuffer::<f32>::new(decoded.capacity() as u64, spec);
+        b.copy_interleaved_ref(decoded);
+        mono.extend(mix_to_mono(b.samples(), channels));
+        frames = mono.len() as u64;
+        let r = rate.unwrap_or(spec.rate);
         match declared {
-            Some(n) if frames > n => {
+            Some(n) if frames > n && exact_length => {
                 return Err(err(
                     path,
                     format!("corrupt FLAC: more samples decoded than the {n} STREAMINFO declares"),
                 ))
             }
-            None => limits.check_duration(path, frames, rate)?,
-            Some(_) => {}
+            Some(n) if frames <= n => {}
+            _ => limits.check_duration(path, frames, r)?,
         }
     }
-    let frames = (interleaved.len() / channels) as u64;
+    let rate = rate.ok_or_else(|| err(path, format!("{codec} stream holds no audio")))?;
     if let Some(n) = declared {
-        if frames < n {
+        // Lossy codecs' declared lengths may count encoder padding a decoder trims, and a container's
+        // duration is rounded: up to a tenth of a second (at least one AAC frame) is not a truncation.
+        let slack = if exact_length {
+            0
+        } else {
+            u64::from(rate / 10).max(2_048)
+        };
+        if frames + slack < n {
             return Err(err(
                 path,
-                format!("truncated FLAC: {frames} of {n} declared samples decoded"),
+                format!("truncated {codec}: {frames} of {n} declared samples decoded"),
             ));
         }
     }
@@ -337,7 +563,7 @@ fn decode_flac<R: Read + Seek + Send + Sync + 'static>(
             "corrupt FLAC: the decoded audio does not match STREAMINFO's MD5",
         ));
     }
-    if declared.is_none() && !has_md5 {
+    if is_flac && declared.is_none() && !has_md5 {
         // Neither a count nor a checksum: nothing can tell a cut-off stream from a whole one.
         return Err(err(
             path,
@@ -345,7 +571,7 @@ fn decode_flac<R: Read + Seek + Send + Sync + 'static>(
         ));
     }
     Ok(Audio {
-        samples: mix_to_mono(&interleaved, channels),
+        samples: mono,
         rate,
     })
 }
@@ -666,6 +892,19 @@ mod tests {
     }
 
     #[test]
+    fn a_panic_inside_a_decoder_becomes_the_files_error() {
+        let e = without_panics(Path::new("hostile.mkv"), || {
+            panic!("called `Result::unwrap()` on an `Err` value")
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("hostile.mkv: malformed audio file"), "{e}");
+        // Outside a decoder the hook is the previous one again, and decoding still works.
+        assert!(!IN_DECODER.with(|d| d.get()));
+        assert!(decode_bytes("good.flac", librispeech_flac()).is_ok());
+    }
+
+    #[test]
     fn bad_inputs_name_the_file_and_problem() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("missing.wav");
@@ -679,7 +918,7 @@ mod tests {
         assert!(load_16k(&text)
             .unwrap_err()
             .to_string()
-            .contains("not a WAV or FLAC"));
+            .contains("notes.wav: not an audio file quantbench reads"));
 
         let spec = hound::WavSpec {
             channels: 1,

@@ -184,6 +184,11 @@ fn main() {
     );
     let flac = std::fs::read("../datasets/speech-en/librispeech/2412-153948-0000.flac").expect("flac");
     put("audio", "librispeech-head.flac", &flac[..flac.len().min(12_000)]);
+    // Every compressed container and codec, as real encoders wrote them (tools/make_audio_fixtures.sh).
+    for name in ["clip.mp3", "clip.m4a", "clip.aac", "clip.ogg", "clip-video.mp4", "clip-video.mov", "clip-video.mkv", "clip.opus"] {
+        let bytes = std::fs::read(format!("../tests/fixtures/audio/{name}")).expect("audio fixture");
+        put("audio", name, &bytes);
+    }
 
     for (name, img) in [
         ("rgb", image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(12, 9, |x, y| image::Rgb([x as u8 * 20, y as u8 * 25, 128])))),
