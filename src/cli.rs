@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::Variant;
+use crate::models::whisper::Task;
 use crate::quant::calib::Estimator;
 use crate::quant::{Recipe, SmoothAlpha};
 use crate::results::control::DropType;
@@ -142,6 +143,13 @@ pub enum Command {
         /// fp32, or a recipe whose INT8 folder is used (made on first use)
         #[arg(long, default_value = "fp32", value_parser = variant)]
         variant: Variant,
+        /// The spoken language's code (en, de, fr, …), or `auto`: detected on each file's first 30 s by
+        /// a multilingual model (its top 3 printed on stderr); English for an English-only model
+        #[arg(long, default_value = "auto")]
+        language: String,
+        /// transcribe, or translate into English (multilingual models only)
+        #[arg(long, default_value = "transcribe")]
+        task: Task,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },

@@ -74,11 +74,15 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::Transcribe {
             model,
             variant,
+            language,
+            task,
             files,
         } => transcribe::run(
             &context(&cli, None, None),
             model,
             *variant,
+            transcribe::Language::parse(language),
+            *task,
             files,
             &mut sink,
         ),

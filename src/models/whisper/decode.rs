@@ -7,7 +7,11 @@ use std::time::{Duration, Instant};
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor};
 
-use super::features::{LogMel, MelExtractor, WINDOW_FRAMES};
+use super::features::{LogMel, MelExtractor, HOP, WINDOW_FRAMES};
+use super::tokens::Task;
+
+/// Samples in one 30 s window.
+const WINDOW_SAMPLES: usize = WINDOW_FRAMES * HOP;
 use super::model::WhisperModel;
 
 #[derive(Debug, thiserror::Error)]
@@ -76,7 +80,16 @@ pub struct Pipeline {
     past_cross_names: Vec<String>,
     present_self_names: Vec<String>,
     present_cross_names: Vec<String>,
+    /// What each window's decoding starts from: language and task (English transcription by default).
+    prompt: Vec<i64>,
     pub observer: Option<Observer>,
+}
+
+/// A language's probability from [`Pipeline::detect_language`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct LanguageProbability {
+    pub code: String,
+    pub probability: f32,
 }
 
 impl Pipeline {
@@ -119,12 +132,62 @@ impl Pipeline {
             past_cross_names: names(&|l, kv| format!("past_key_values.{l}.encoder.{kv}")),
             present_self_names: names(&|l, kv| format!("present.{l}.decoder.{kv}")),
             present_cross_names: names(&|l, kv| format!("present.{l}.encoder.{kv}")),
+            prompt: model.tokens.prompt(),
             model,
             options,
             suppress,
             suppress_begin,
             observer: None,
         }
+    }
+
+    /// Decodes `language` (a code such as `de`) with `task` from now on; refused when the model cannot
+    /// (an English-only model translating, or a language it does not know).
+    pub fn set_language(&mut self, language: &str, task: Task) -> Result<(), String> {
+        self.prompt = self.model.tokens.prompt_for(language, task)?;
+        Ok(())
+    }
+
+    /// Whisper's language identification on the first 30 s: one decoder step on `<|startoftranscript|>`,
+    /// its logits softmaxed over the language tokens alone (as openai-whisper and CTranslate2 do). Every
+    /// language, most probable first; empty for an English-only model.
+    pub fn detect_language(
+        &mut self,
+        samples: &[f32],
+    ) -> Result<Vec<LanguageProbability>, DecodeError> {
+        if self.model.tokens.languages.is_empty() {
+            return Ok(Vec::new());
+        }
+        let first = &samples[..samples.len().min(WINDOW_SAMPLES)];
+        let mel = self.mel.compute(first);
+        let window = mel.window(0);
+        let mut in_ort = Duration::ZERO;
+        let enc = self.encode(&window, &mut in_ort)?;
+        let sot = [self.model.tokens.sot];
+        let (logits, _) = self.first_step(enc, &sot, &mut in_ort)?;
+        let langs = &self.model.tokens.languages;
+        let scores: Vec<f32> = langs
+            .iter()
+            .map(|&(_, id)| {
+                logits
+                    .get(id as usize)
+                    .copied()
+                    .unwrap_or(f32::NEG_INFINITY)
+            })
+            .collect();
+        let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let exp: Vec<f64> = scores.iter().map(|&v| f64::from(v - max).exp()).collect();
+        let sum: f64 = exp.iter().sum();
+        let mut probs: Vec<LanguageProbability> = langs
+            .iter()
+            .zip(exp)
+            .map(|((code, _), e)| LanguageProbability {
+                code: code.clone(),
+                probability: (e / sum) as f32,
+            })
+            .collect();
+        probs.sort_by(|a, b| b.probability.total_cmp(&a.probability));
+        Ok(probs)
     }
 
     fn observe(
@@ -363,7 +426,7 @@ impl Pipeline {
         enc: DynValue,
         in_ort: &mut Duration,
     ) -> Result<(Vec<i64>, bool), DecodeError> {
-        let prompt = self.model.tokens.prompt();
+        let prompt = self.prompt.clone();
         let max_new = self.options.max_new_tokens.min(
             self.model
                 .config

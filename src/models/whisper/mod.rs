@@ -7,5 +7,6 @@ pub mod features;
 pub mod model;
 pub mod tokens;
 
-pub use decode::{DecodeOptions, Pipeline, StepState, Transcription};
+pub use decode::{DecodeOptions, LanguageProbability, Pipeline, StepState, Transcription};
 pub use model::WhisperModel;
+pub use tokens::Task;

@@ -12,6 +12,10 @@ pub struct SpecialTokens {
     pub multilingual: bool,
     pub english: Option<i64>,
     pub transcribe: Option<i64>,
+    pub translate: Option<i64>,
+    /// A multilingual model's language tokens (`<|en|>` … between `<|startoftranscript|>` and
+    /// `<|translate|>`), by code; empty for English-only models.
+    pub languages: Vec<(String, i64)>,
     /// Suppressed at every step: sot, startofprev, startoflm, translate, transcribe, nocaptions/nospeech.
     pub always_suppressed: Vec<i64>,
 }
@@ -50,6 +54,23 @@ impl SpecialTokens {
             } else {
                 None
             },
+            translate: if multilingual {
+                Some(need("<|translate|>")?)
+            } else {
+                None
+            },
+            languages: if multilingual {
+                let translate = need("<|translate|>")?;
+                (sot + 1..translate)
+                    .filter_map(|i| {
+                        let t = tok.id_to_token(i as u32)?;
+                        let code = t.strip_prefix("<|")?.strip_suffix("|>")?;
+                        Some((code.to_string(), i))
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             always_suppressed,
         })
     }
@@ -62,5 +83,63 @@ impl SpecialTokens {
         }
         p.push(self.no_timestamps);
         p
+    }
+
+    /// The prompt for `language` (a code such as `de`) and `task`, without timestamps. An English-only
+    /// model takes only English transcription.
+    pub fn prompt_for(&self, language: &str, task: Task) -> Result<Vec<i64>, String> {
+        if !self.multilingual {
+            if task == Task::Translate {
+                return Err(
+                    "this is an English-only model: it cannot translate (--task translate needs a multilingual model such as whisper-base)"
+                        .into(),
+                );
+            }
+            if language != "en" {
+                return Err(format!(
+                    "this is an English-only model: it cannot transcribe language `{language}` (use a multilingual model such as whisper-base)"
+                ));
+            }
+            return Ok(self.prompt());
+        }
+        let lang = self.language(language).ok_or_else(|| {
+            let codes: Vec<&str> = self.languages.iter().map(|(c, _)| c.as_str()).collect();
+            format!(
+                "`{language}` is not a language this model knows ({})",
+                codes.join(", ")
+            )
+        })?;
+        let task_token = match task {
+            Task::Transcribe => self.transcribe,
+            Task::Translate => self.translate,
+        }
+        .ok_or("the tokenizer has no task tokens")?;
+        Ok(vec![self.sot, lang, task_token, self.no_timestamps])
+    }
+
+    pub fn language(&self, code: &str) -> Option<i64> {
+        self.languages
+            .iter()
+            .find(|(c, _)| c == code)
+            .map(|&(_, id)| id)
+    }
+}
+
+/// What the decoder is asked for: text in the spoken language, or its English translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Task {
+    #[default]
+    Transcribe,
+    Translate,
+}
+
+impl std::str::FromStr for Task {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "transcribe" => Ok(Task::Transcribe),
+            "translate" => Ok(Task::Translate),
+            other => Err(format!("unknown task `{other}` (transcribe or translate)")),
+        }
     }
 }

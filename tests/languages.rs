@@ -1,0 +1,127 @@
+//! Language identification and translation with a multilingual Whisper, on speech in German, Spanish and
+//! Italian synthesised by espeak-ng, against faster-whisper 1.2.1 on the same CTranslate2 weights
+//! (`tools/make_language_fixtures.sh` writes both).
+
+mod common;
+
+use std::process::Command;
+
+use common::{pipeline, repo};
+use quantbench::data::audio::load_16k;
+use quantbench::models::whisper::Task;
+
+const LANGUAGES: [&str; 3] = ["de", "es", "it"];
+
+fn reference() -> serde_json::Value {
+    let text =
+        std::fs::read_to_string(repo().join("tests/fixtures/languages/reference.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn clip(lang: &str) -> std::path::PathBuf {
+    repo().join(format!("tests/fixtures/languages/{lang}.flac"))
+}
+
+#[test]
+fn detected_languages_and_their_probabilities_match_faster_whisper() {
+    let reference = reference();
+    let mut p = pipeline("whisper-base").lock().unwrap();
+    for lang in LANGUAGES {
+        let audio = load_16k(&clip(lang)).unwrap();
+        let probs = p.detect_language(&audio.samples).unwrap();
+        assert_eq!(probs.len(), 99, "whisper-base knows 99 languages");
+        let sum: f32 = probs.iter().map(|l| l.probability).sum();
+        assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+        let top3 = reference["clips"][lang]["top3"].as_array().unwrap();
+        assert_eq!(probs[0].code, lang);
+        for (ours, theirs) in probs.iter().zip(top3) {
+            assert_eq!(ours.code, theirs[0].as_str().unwrap(), "{lang}: {probs:?}");
+            let p_ref = theirs[1].as_f64().unwrap() as f32;
+            assert!(
+                (ours.probability - p_ref).abs() <= 0.02,
+                "{lang}: {} {} against faster-whisper's {p_ref}",
+                ours.code,
+                ours.probability
+            );
+        }
+    }
+}
+
+#[test]
+fn transcripts_and_a_translation_match_faster_whisper() {
+    let reference = reference();
+    let mut p = pipeline("whisper-base").lock().unwrap();
+    for lang in LANGUAGES {
+        let audio = load_16k(&clip(lang)).unwrap();
+        p.set_language(lang, Task::Transcribe).unwrap();
+        let text = p.transcribe(&audio.samples).unwrap().text;
+        assert_eq!(text, reference["clips"][lang]["transcript"], "{lang}");
+    }
+    let audio = load_16k(&clip("es")).unwrap();
+    p.set_language("es", Task::Translate).unwrap();
+    let text = p.transcribe(&audio.samples).unwrap().text;
+    p.set_language("en", Task::Transcribe).unwrap();
+    assert_eq!(text, reference["clips"]["es"]["translation"]);
+}
+
+fn quantbench(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_quantbench"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("binary runs")
+}
+
+#[test]
+fn transcribe_detects_the_language_and_prints_the_top_three() {
+    let es = clip("es").display().to_string();
+    let out = quantbench(&["transcribe", "--model", "whisper-base", &es]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{es}: language es 0.9")),
+        "{stderr}"
+    );
+    assert!(stdout.contains("Buenos días a todos."), "{stdout}");
+}
+
+#[test]
+fn an_english_only_model_refuses_translation_and_other_languages() {
+    let de = clip("de").display().to_string();
+    for (args, expected) in [
+        (
+            vec!["--task", "translate"],
+            "English-only model: it cannot translate",
+        ),
+        (vec!["--language", "de"], "cannot transcribe language `de`"),
+    ] {
+        let mut all = vec!["transcribe", "--model", "whisper-tiny.en"];
+        all.extend(args);
+        all.push(&de);
+        let out = quantbench(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        let line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+        assert!(
+            line.contains("whisper-tiny.en") && line.contains(expected),
+            "{line}"
+        );
+    }
+    let out = quantbench(&[
+        "transcribe",
+        "--model",
+        "whisper-base",
+        "--language",
+        "xx",
+        &de,
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("`xx` is not a language this model knows"),
+        "{stderr}"
+    );
+}
