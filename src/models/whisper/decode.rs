@@ -8,11 +8,11 @@ use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor};
 
 use super::features::{LogMel, MelExtractor, HOP, WINDOW_FRAMES};
+use super::model::WhisperModel;
 use super::tokens::Task;
 
 /// Samples in one 30 s window.
 const WINDOW_SAMPLES: usize = WINDOW_FRAMES * HOP;
-use super::model::WhisperModel;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
