@@ -61,10 +61,17 @@ pub struct Transcription {
     pub in_ort: Duration,
 }
 
+/// The first decoder run over a prompt: its last logits row, the row asked for beside it, and the caches.
+pub(super) struct FirstStep {
+    pub(super) logits: Vec<f32>,
+    pub(super) row: Option<Vec<f32>>,
+    pub(super) state: StepState,
+}
+
 /// Decoder state between steps: the encoder output, the cross-attention cache (when the step graph takes
 /// one) and the self-attention cache.
 pub struct StepState {
-    enc: DynValue,
+    pub(super) enc: DynValue,
     cross: Vec<DynValue>,
     self_kv: Vec<DynValue>,
     pub cache_len: usize,
@@ -76,12 +83,18 @@ pub struct Pipeline {
     pub options: DecodeOptions,
     suppress: Vec<bool>,
     suppress_begin: Vec<bool>,
+    /// `suppress` with the timestamp tokens allowed (long-form decoding's timestamp rules govern them).
+    pub(super) suppress_text: Vec<bool>,
+    /// The token ids `begin_suppress_tokens` names (blank and end-of-text), barred at a window's first step.
+    pub(super) begin_suppressed: Vec<i64>,
     past_self_names: Vec<String>,
     past_cross_names: Vec<String>,
     present_self_names: Vec<String>,
     present_cross_names: Vec<String>,
     /// What each window's decoding starts from: language and task (English transcription by default).
     prompt: Vec<i64>,
+    /// `prompt` without `<|notimestamps|>`: long-form decoding's start of each window.
+    pub(super) sot_sequence: Vec<i64>,
     pub observer: Option<Observer>,
 }
 
@@ -110,6 +123,7 @@ impl Pipeline {
                 *s = true;
             }
         }
+        let suppress_text = suppress.clone();
         // No timestamps are asked for: every timestamp token (after <|notimestamps|>) stays out.
         for s in suppress.iter_mut().skip(t.no_timestamps as usize) {
             *s = true;
@@ -133,10 +147,16 @@ impl Pipeline {
             present_self_names: names(&|l, kv| format!("present.{l}.decoder.{kv}")),
             present_cross_names: names(&|l, kv| format!("present.{l}.encoder.{kv}")),
             prompt: model.tokens.prompt(),
+            sot_sequence: model
+                .tokens
+                .sot_sequence("en", Task::Transcribe)
+                .unwrap_or_default(),
+            begin_suppressed: model.config.begin_suppress_tokens.clone(),
             model,
             options,
             suppress,
             suppress_begin,
+            suppress_text,
             observer: None,
         }
     }
@@ -145,6 +165,7 @@ impl Pipeline {
     /// (an English-only model translating, or a language it does not know).
     pub fn set_language(&mut self, language: &str, task: Task) -> Result<(), String> {
         self.prompt = self.model.tokens.prompt_for(language, task)?;
+        self.sot_sequence = self.model.tokens.sot_sequence(language, task)?;
         Ok(())
     }
 
@@ -164,7 +185,7 @@ impl Pipeline {
         let mut in_ort = Duration::ZERO;
         let enc = self.encode(&window, &mut in_ort)?;
         let sot = [self.model.tokens.sot];
-        let (logits, _) = self.first_step(enc, &sot, &mut in_ort)?;
+        let logits = self.first_step(enc, &sot, None, &mut in_ort)?.logits;
         let langs = &self.model.tokens.languages;
         let scores: Vec<f32> = langs
             .iter()
@@ -239,6 +260,11 @@ impl Pipeline {
     }
 
     pub fn decode_text(&self, ids: &[i64]) -> String {
+        self.raw_text(ids).trim().to_string()
+    }
+
+    /// The text of `ids` as decoded: special and timestamp tokens left out, a leading space kept.
+    pub(super) fn raw_text(&self, ids: &[i64]) -> String {
         let plain: Vec<u32> = ids
             .iter()
             .filter(|&&i| i < self.model.tokens.eot)
@@ -248,8 +274,6 @@ impl Pipeline {
             .tokenizer
             .decode(&plain, true)
             .unwrap_or_default()
-            .trim()
-            .to_string()
     }
 
     /// One encoder call on a [n_mels, 3000] window.
@@ -290,13 +314,14 @@ impl Pipeline {
         (0..n).map(|_| self.empty_cache(part)).collect()
     }
 
-    /// Runs the prompt through the first decoder; returns its logits row and the caches.
-    fn first_step(
+    /// Runs the prompt through the first decoder.
+    pub(super) fn first_step(
         &mut self,
         enc: DynValue,
         prompt: &[i64],
+        also_row: Option<usize>,
         in_ort: &mut Duration,
-    ) -> Result<(Vec<f32>, StepState), DecodeError> {
+    ) -> Result<FirstStep, DecodeError> {
         const PART: &str = "decoder";
         let io = self.model.first_io;
         let ids = Tensor::from_array((vec![1i64, prompt.len() as i64], prompt.to_vec()))
@@ -328,7 +353,10 @@ impl Pipeline {
         let mut out = run_timed(&mut self.model.decoder, inputs, in_ort).map_err(ort_err(PART))?;
         let file = self.model.decoder_file;
         Self::observe(&mut self.observer, file, &out)?;
-        let logits = last_logits(&out, PART)?;
+        let logits = logits_row(&out, PART, None)?;
+        let row = also_row
+            .map(|r| logits_row(&out, PART, Some(r)))
+            .transpose()?;
         let self_kv = take_outputs(&mut out, &self.present_self_names, PART)?;
         let cross = if !self.model.step_io.past_cross {
             Vec::new()
@@ -345,11 +373,11 @@ impl Pipeline {
             self_kv,
             cache_len: prompt.len(),
         };
-        Ok((logits, state))
+        Ok(FirstStep { logits, row, state })
     }
 
     /// One decoder step with the cache for `token`; the state's self-attention cache grows by one.
-    fn next_step(
+    pub(super) fn next_step(
         &mut self,
         state: &mut StepState,
         token: i64,
@@ -415,7 +443,7 @@ impl Pipeline {
         };
         let mut out = run_timed(session, inputs, in_ort).map_err(ort_err(part))?;
         Self::observe(&mut self.observer, file, &out)?;
-        let logits = last_logits(&out, part)?;
+        let logits = logits_row(&out, part, None)?;
         let present = take_outputs(&mut out, &self.present_self_names, part)?;
         Ok((logits, present))
     }
@@ -433,7 +461,9 @@ impl Pipeline {
                 .max_target_positions
                 .saturating_sub(prompt.len()),
         );
-        let (logits, mut state) = self.first_step(enc, &prompt, in_ort)?;
+        let FirstStep {
+            logits, mut state, ..
+        } = self.first_step(enc, &prompt, None, in_ort)?;
         let mut next = argmax_allowed(&logits, &self.suppress_begin);
         let mut out = Vec::new();
         while next != self.model.tokens.eot && out.len() < max_new {
@@ -460,7 +490,9 @@ impl Pipeline {
         let mut t = Duration::ZERO;
         let enc = self.encode(window, &mut t)?;
         let prompt = self.model.tokens.prompt();
-        let (logits, mut state) = self.first_step(enc, &prompt, &mut t)?;
+        let FirstStep {
+            logits, mut state, ..
+        } = self.first_step(enc, &prompt, None, &mut t)?;
         let mut next = argmax_allowed(&logits, &self.suppress_begin);
         while state.cache_len < cache_len {
             // Past the end of speech the model keeps predicting end-of-text; feed it anyway to grow the cache.
@@ -487,9 +519,11 @@ fn take_outputs(
         .collect()
 }
 
-fn last_logits(
+/// Row `row` of the logits (the last one for `None`).
+fn logits_row(
     out: &ort::session::SessionOutputs,
     part: &'static str,
+    row: Option<usize>,
 ) -> Result<Vec<f32>, DecodeError> {
     let missing = || DecodeError::Output {
         part,
@@ -501,7 +535,12 @@ fn last_logits(
     if vocab == 0 || data.len() < vocab {
         return Err(missing());
     }
-    Ok(data[data.len() - vocab..].to_vec())
+    let rows = data.len() / vocab;
+    let r = row.unwrap_or(rows - 1);
+    if r >= rows {
+        return Err(missing());
+    }
+    Ok(data[r * vocab..(r + 1) * vocab].to_vec())
 }
 
 fn argmax_allowed(logits: &[f32], suppressed: &[bool]) -> i64 {

@@ -9,6 +9,11 @@ pub struct SpecialTokens {
     pub eot: i64,
     pub sot: i64,
     pub no_timestamps: i64,
+    /// `<|startofprev|>`: opens the previous window's text in a long-form prompt.
+    pub sot_prev: Option<i64>,
+    /// `<|nospeech|>`, or `<|nocaptions|>` in older vocabularies: its probability at the
+    /// `<|startoftranscript|>` position says whether a window holds speech.
+    pub no_speech: Option<i64>,
     pub multilingual: bool,
     pub english: Option<i64>,
     pub transcribe: Option<i64>,
@@ -43,6 +48,8 @@ impl SpecialTokens {
             eot: need("<|endoftext|>")?,
             sot,
             no_timestamps: need("<|notimestamps|>")?,
+            sot_prev: id("<|startofprev|>"),
+            no_speech: id("<|nospeech|>").or_else(|| id("<|nocaptions|>")),
             multilingual,
             english: if multilingual {
                 Some(need("<|en|>")?)
@@ -77,17 +84,35 @@ impl SpecialTokens {
 
     /// English transcription without timestamps.
     pub fn prompt(&self) -> Vec<i64> {
+        let mut p = self.english_sequence();
+        p.push(self.no_timestamps);
+        p
+    }
+
+    /// The first token of the timestamps (`<|0.00|>`); every id from here to the vocabulary's end is one.
+    pub fn timestamp_begin(&self) -> i64 {
+        self.no_timestamps + 1
+    }
+
+    fn english_sequence(&self) -> Vec<i64> {
         let mut p = vec![self.sot];
         if let (Some(en), Some(tr)) = (self.english, self.transcribe) {
             p.extend([en, tr]);
         }
-        p.push(self.no_timestamps);
         p
     }
 
     /// The prompt for `language` (a code such as `de`) and `task`, without timestamps. An English-only
     /// model takes only English transcription.
     pub fn prompt_for(&self, language: &str, task: Task) -> Result<Vec<i64>, String> {
+        let mut p = self.sot_sequence(language, task)?;
+        p.push(self.no_timestamps);
+        Ok(p)
+    }
+
+    /// `<|startoftranscript|>` with the language and task tokens (multilingual models), as long-form
+    /// decoding starts each window with timestamps on.
+    pub fn sot_sequence(&self, language: &str, task: Task) -> Result<Vec<i64>, String> {
         if !self.multilingual {
             if task == Task::Translate {
                 return Err(
@@ -100,7 +125,7 @@ impl SpecialTokens {
                     "this is an English-only model: it cannot transcribe language `{language}` (use a multilingual model such as whisper-base)"
                 ));
             }
-            return Ok(self.prompt());
+            return Ok(self.english_sequence());
         }
         let lang = self.language(language).ok_or_else(|| {
             let codes: Vec<&str> = self.languages.iter().map(|(c, _)| c.as_str()).collect();
@@ -114,7 +139,7 @@ impl SpecialTokens {
             Task::Translate => self.translate,
         }
         .ok_or("the tokenizer has no task tokens")?;
-        Ok(vec![self.sot, lang, task_token, self.no_timestamps])
+        Ok(vec![self.sot, lang, task_token])
     }
 
     pub fn language(&self, code: &str) -> Option<i64> {
