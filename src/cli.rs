@@ -150,6 +150,15 @@ pub enum Command {
         /// transcribe, or translate into English (multilingual models only)
         #[arg(long, default_value = "transcribe")]
         task: Task,
+        /// Write a transcript file per input (NAME.EXT in --output-dir) instead of printing FILE<TAB>TEXT:
+        /// txt, srt, vtt, json (segments with tokens and scores) or tsv (milliseconds)
+        #[arg(long, value_enum)]
+        format: Option<crate::report::TranscriptFormat>,
+        /// Where --format writes (default: the current folder)
+        #[arg(long, requires = "format")]
+        output_dir: Option<PathBuf>,
+        #[command(flatten)]
+        long_form: LongFormArgs,
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -276,6 +285,9 @@ pub enum Command {
     },
     /// Write a built-in BLIP's FP32 model folder (blip-base-shape: seeded random weights at blip-vqa-base's size)
     Export { name: String, out_dir: PathBuf },
+    /// Compose long recordings from short clips (a spec such as datasets/speech-long/recordings.toml):
+    /// OUT_DIR gets NAME.wav, NAME.json (each clip's start and end) and manifest.jsonl
+    Compose { spec: PathBuf, out_dir: PathBuf },
     /// Run an experiment file and write a markdown + JSON report
     Report {
         #[arg(long, default_value = "quantbench.toml")]
@@ -305,6 +317,70 @@ pub struct GateArgs {
     /// Write a short markdown verdict table here
     #[arg(long)]
     pub summary: Option<PathBuf>,
+}
+
+/// The rules of long-form decoding (audio over 30 s, or any audio with --format); defaults as
+/// openai-whisper's `transcribe()`.
+#[derive(Args, Debug)]
+pub struct LongFormArgs {
+    /// Temperatures tried in turn until a window decodes within the thresholds
+    #[arg(long, value_delimiter = ',', default_value = "0,0.2,0.4,0.6,0.8,1", value_parser = temperature)]
+    pub temperatures: Vec<f32>,
+    /// Decode a window again when its text's gzip compression ratio is above this (`off`: never)
+    #[arg(long, default_value = "2.4", value_parser = threshold)]
+    pub compression_ratio_threshold: Threshold,
+    /// Decode a window again when its average token log probability is below this (`off`: never)
+    #[arg(long, default_value = "-1", value_parser = threshold, allow_hyphen_values = true)]
+    pub logprob_threshold: Threshold,
+    /// Skip a window as silence when its no-speech probability is above this and its log probability
+    /// below --logprob-threshold (`off`: never)
+    #[arg(long, default_value = "0.6", value_parser = threshold)]
+    pub no_speech_threshold: Threshold,
+    /// Prompt each window with the text decoded before it
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub condition_on_previous_text: bool,
+    /// Samples drawn at each temperature above 0 (the most probable is kept)
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub best_of: u16,
+    /// Seed of that sampling
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+/// A threshold, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Threshold(pub Option<f64>);
+
+fn threshold(text: &str) -> Result<Threshold, String> {
+    if text == "off" {
+        return Ok(Threshold(None));
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(Threshold(Some(v))),
+        _ => Err(format!("`{text}` is neither a number nor `off`")),
+    }
+}
+
+fn temperature(text: &str) -> Result<f32, String> {
+    match text.parse::<f32>() {
+        Ok(t) if (0.0..=2.0).contains(&t) => Ok(t),
+        _ => Err(format!("`{text}` is not a temperature from 0 to 2")),
+    }
+}
+
+impl LongFormArgs {
+    pub fn options(&self) -> crate::models::whisper::LongFormOptions {
+        crate::models::whisper::LongFormOptions {
+            temperatures: self.temperatures.clone(),
+            compression_ratio_threshold: self.compression_ratio_threshold.0,
+            logprob_threshold: self.logprob_threshold.0,
+            no_speech_threshold: self.no_speech_threshold.0,
+            condition_on_previous_text: self.condition_on_previous_text,
+            best_of: usize::from(self.best_of),
+            seed: self.seed,
+            ..Default::default()
+        }
+    }
 }
 
 /// What to quantize and how: the recipe and its parameters, shared by `quantize` and `sensitivity`.

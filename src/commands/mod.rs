@@ -3,6 +3,7 @@
 mod cache;
 mod caption;
 mod compare;
+mod compose;
 mod convert;
 mod eval;
 mod export;
@@ -76,16 +77,27 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             variant,
             language,
             task,
+            format,
+            output_dir,
+            long_form,
             files,
         } => transcribe::run(
             &context(&cli, None, None),
-            model,
-            *variant,
-            transcribe::Language::parse(language),
-            *task,
-            files,
+            &transcribe::Request {
+                model,
+                variant: *variant,
+                language: transcribe::Language::parse(language),
+                task: *task,
+                format: *format,
+                output_dir: output_dir.as_deref(),
+                long_form: long_form.options(),
+                files,
+            },
             &mut sink,
         ),
+        Command::Compose { spec, out_dir } => {
+            compose::run(spec, out_dir, &context(&cli, None, None).audio_limits)
+        }
         Command::Export { name, out_dir } => export::run(name, out_dir, &mut sink),
         Command::Caption { model, images } => {
             caption::caption(&context(&cli, None, None), model, images, &mut sink)

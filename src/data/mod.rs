@@ -4,6 +4,7 @@ pub mod audio;
 pub mod easy_vqa;
 pub mod image;
 pub mod manifest;
+pub mod recordings;
 
 use std::path::Path;
 

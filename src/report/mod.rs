@@ -5,6 +5,7 @@ mod gate;
 mod json;
 mod markdown;
 mod summary;
+mod transcript;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ pub use gate::{junit, verdict_table};
 pub use json::Json;
 pub use markdown::Markdown;
 pub use summary::summary;
+pub use transcript::{render as render_transcript, Transcript, TranscriptFormat};
 
 pub trait Exporter {
     fn extension(&self) -> &'static str;

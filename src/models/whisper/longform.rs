@@ -39,8 +39,6 @@ pub struct LongFormOptions {
     pub prompt_reset_on_temperature: f32,
     /// Latest time (seconds) the first timestamp of a window may name.
     pub max_initial_timestamp: f64,
-    /// Beam width at temperature 0 (1: greedy).
-    pub beam_size: usize,
     /// Samples drawn at each temperature above 0; the most probable is kept.
     pub best_of: usize,
     /// Seed of the sampling at temperatures above 0.
@@ -57,7 +55,6 @@ impl Default for LongFormOptions {
             condition_on_previous_text: true,
             prompt_reset_on_temperature: 0.5,
             max_initial_timestamp: 1.0,
-            beam_size: 1,
             best_of: 5,
             seed: 0,
         }
