@@ -4,9 +4,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{pipeline, repo};
+use common::{pipeline, quantbench, repo};
 use quantbench::data::audio::load_16k;
 use quantbench::models::whisper::Task;
 
@@ -62,14 +60,6 @@ fn transcripts_and_a_translation_match_faster_whisper() {
     let text = p.transcribe(&audio.samples).unwrap().text;
     p.set_language("en", Task::Transcribe).unwrap();
     assert_eq!(text, reference["clips"]["es"]["translation"]);
-}
-
-fn quantbench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_quantbench"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("binary runs")
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{pipeline, repo};
+use common::{pipeline, quantbench, repo};
 use quantbench::data::audio::AudioLimits;
 use quantbench::data::recordings::{self, Recording};
 use quantbench::models::whisper::{LongFormOptions, Segment, Task};
@@ -136,14 +136,6 @@ fn join_agreement_counts_only_starts_near_a_join() {
     assert_eq!(join_agreement(recording, &late), 0.0);
     let early: Vec<f64> = joins.iter().map(|&(end, _)| end - 0.6).collect();
     assert_eq!(join_agreement(recording, &early), 0.0);
-}
-
-fn quantbench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_quantbench"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("binary runs")
 }
 
 /// One cue of a subtitle file: start and end in milliseconds, text.

@@ -76,3 +76,12 @@ pub fn transcribe_clip(p: &mut Pipeline, clip: &str) -> quantbench::models::whis
         quantbench::data::audio::load_16k(&repo().join("datasets/speech-en").join(clip)).unwrap();
     p.transcribe(&a.samples).unwrap()
 }
+
+/// Runs the quantbench binary from the repository's root.
+pub fn quantbench(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quantbench"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("binary runs")
+}
