@@ -177,6 +177,24 @@ pub struct ModelEntry {
     /// Only these series are measured (empty: every series of the kind).
     #[serde(skip)]
     pub only_series: Vec<String>,
+    /// Whisper: long recordings composed from the bundled clips (a `recordings.toml`, relative to the
+    /// experiment file), each transcribed whole into timed segments: the `long_form` series, WER over
+    /// whole recordings, real-time factor, and INT8's segment times against FP32's.
+    #[serde(default)]
+    pub long_form: Option<PathBuf>,
+    /// Whisper: measured transcriptions of each long recording per variant.
+    #[serde(default = "default_long_form_passes")]
+    pub long_form_passes: usize,
+    /// Whisper: the language the speech is in (multilingual models; `en` when not set).
+    #[serde(default)]
+    pub language: Option<String>,
+    /// Whisper: `transcribe` (default) or `translate` (into English; multilingual models only).
+    #[serde(default)]
+    pub task: crate::models::whisper::Task,
+}
+
+fn default_long_form_passes() -> usize {
+    2
 }
 
 fn fusion_on() -> bool {
@@ -339,6 +357,10 @@ impl ModelEntry {
             accuracy_control: None,
             ignored_scope_file: None,
             only_series: Vec::new(),
+            long_form: None,
+            long_form_passes: default_long_form_passes(),
+            language: None,
+            task: Default::default(),
         }
     }
 
@@ -415,6 +437,9 @@ impl Experiment {
             if let Some(c) = m.calibration.as_mut().filter(|c| c.is_relative()) {
                 *c = base.join(&*c);
             }
+            if let Some(c) = m.long_form.as_mut().filter(|c| c.is_relative()) {
+                *c = base.join(&*c);
+            }
             if let Some(ac) = m.accuracy_control.as_mut() {
                 if ac.validate.is_relative() && ac.validate != Path::new(EASY_VQA_TRAIN) {
                     ac.validate = base.join(&ac.validate);
@@ -465,6 +490,26 @@ impl Experiment {
             if kind == Kind::Whisper && m.captions.is_some() {
                 return Err(at(
                     "captions: a Whisper model has no caption series (captions belong to BLIP entries)"
+                        .into(),
+                ));
+            }
+            if kind == Kind::Blip
+                && (m.long_form.is_some() || m.language.is_some() || m.task != Default::default())
+            {
+                return Err(at(
+                    "long_form, language and task belong to Whisper entries (a BLIP model has no speech)"
+                        .into(),
+                ));
+            }
+            if m.long_form_passes == 0 || m.long_form_passes > 100 {
+                return Err(at("long_form_passes: must be between 1 and 100".into()));
+            }
+            if kind == Kind::Whisper
+                && m.long_form.is_none()
+                && m.thresholds.min_speedup.contains_key("long_form")
+            {
+                return Err(at(
+                    "thresholds.min_speedup.long_form: this entry has no long-form recordings, so no long_form series (set long_form = \"…/recordings.toml\")"
                         .into(),
                 ));
             }
@@ -613,6 +658,41 @@ mod tests {
         let w = load("name = \"x\"\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = \"d\"\nthresholds = { min_encoder_speedup = 1.5 }\n")
             .unwrap();
         assert_eq!(w.models[0].thresholds.min_speedup["encoder"], 1.5);
+    }
+
+    #[test]
+    fn long_form_language_and_task_are_whisper_settings() {
+        let whisper = "name = \"x\"\n[[models]]\nmodel = \"whisper-base\"\ndataset = \"d\"\n";
+        let ok = load(&format!(
+            "{whisper}long_form = \"long/recordings.toml\"\nlanguage = \"de\"\ntask = \"translate\"\nthresholds = {{ min_speedup = {{ long_form = 1.5 }} }}\n"
+        ))
+        .unwrap();
+        let m = &ok.models[0];
+        assert!(m
+            .long_form
+            .as_ref()
+            .unwrap()
+            .ends_with("long/recordings.toml"));
+        assert!(m.long_form.as_ref().unwrap().is_absolute());
+        assert_eq!(m.long_form_passes, 2);
+        assert_eq!(m.language.as_deref(), Some("de"));
+        assert_eq!(m.task, crate::models::whisper::Task::Translate);
+        let e = load(&format!("{whisper}task = \"summarise\"\n")).unwrap_err();
+        assert!(e.contains("unknown variant `summarise`"), "{e}");
+        let e = load(&format!(
+            "{whisper}long_form = \"r.toml\"\nlong_form_passes = 0\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("long_form_passes"), "{e}");
+        let e = load(&format!(
+            "{whisper}thresholds = {{ min_speedup = {{ long_form = 1.5 }} }}\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("no long-form recordings"), "{e}");
+        let blip =
+            "name = \"x\"\n[[models]]\nmodel = \"blip-easyvqa\"\ndataset = \"easy-vqa:test\"\n";
+        let e = load(&format!("{blip}long_form = \"r.toml\"\n")).unwrap_err();
+        assert!(e.contains("belong to Whisper entries"), "{e}");
     }
 
     #[test]

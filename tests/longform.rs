@@ -11,6 +11,7 @@ use std::process::Command;
 use common::{pipeline, quantbench, repo};
 use quantbench::data::audio::AudioLimits;
 use quantbench::data::recordings::{self, Recording};
+use quantbench::measure::segments::joins_met;
 use quantbench::models::whisper::{LongFormOptions, Segment, Task};
 
 fn recordings() -> Vec<Recording> {
@@ -36,15 +37,10 @@ fn transcribe(model: &'static str, recording: &Recording) -> Vec<Segment> {
         .segments
 }
 
-/// The share of joins at which some segment starts between the end of the clip before − 0.5 s and the
-/// start of the clip after + 0.8 s.
+/// The share of joins at which a segment starts near the join (the library's rule).
 fn join_agreement(recording: &Recording, starts: &[f64]) -> f64 {
-    let joins = recording.joins();
-    let met = joins
-        .iter()
-        .filter(|&&(end, start)| starts.iter().any(|&s| s >= end - 0.5 && s <= start + 0.8))
-        .count();
-    met as f64 / joins.len() as f64
+    let (met, joins) = joins_met(&recording.joins(), starts);
+    met as f64 / joins as f64
 }
 
 fn check_against_faster_whisper(model: &'static str) {
@@ -122,20 +118,6 @@ fn segments_start_at_the_joins_between_clips() {
             assert!(a >= 0.8, "{model} {}: {a}", recording.name);
         }
     }
-}
-
-#[test]
-fn join_agreement_counts_only_starts_near_a_join() {
-    let recording = &recordings()[0];
-    let joins = recording.joins();
-    assert_eq!(join_agreement(recording, &[]), 0.0);
-    let on_joins: Vec<f64> = joins.iter().map(|&(_, start)| start).collect();
-    assert_eq!(join_agreement(recording, &on_joins), 1.0);
-    // A second after the next clip starts is too late; half a second before the last ends too early.
-    let late: Vec<f64> = joins.iter().map(|&(_, start)| start + 1.0).collect();
-    assert_eq!(join_agreement(recording, &late), 0.0);
-    let early: Vec<f64> = joins.iter().map(|&(end, _)| end - 0.6).collect();
-    assert_eq!(join_agreement(recording, &early), 0.0);
 }
 
 /// One cue of a subtitle file: start and end in milliseconds, text.
@@ -424,4 +406,135 @@ fn a_short_clip_in_txt_reads_as_the_plain_output_does() {
     )
     .unwrap();
     assert_eq!(written.trim_end(), text);
+}
+
+/// A 6-clip recording (two windows) in a spec under `dir`, naming the bundled clips by absolute path.
+fn short_spec(dir: &Path) -> std::path::PathBuf {
+    let speech = repo().join("datasets/speech-en");
+    let clips: Vec<String> = [
+        "ljspeech/LJ001-0009.wav",
+        "ljspeech/LJ001-0011.wav",
+        "librispeech/2412-153948-0000.flac",
+        "ljspeech/LJ001-0013.wav",
+        "ljspeech/LJ001-0015.wav",
+        "librispeech/1995-1837-0001.wav",
+    ]
+    .iter()
+    .map(|c| format!("{:?}", speech.join(c).display().to_string()))
+    .collect();
+    let spec = dir.join("recordings.toml");
+    std::fs::write(
+        &spec,
+        format!(
+            "manifests = [{:?}]\n[[recording]]\nname = \"six\"\nlead_s = 0.5\ntail_s = 1.0\ngaps_s = [0.8, 1.2]\nclips = [{}]\n",
+            speech.join("manifest.jsonl").display().to_string(),
+            clips.join(", ")
+        ),
+    )
+    .unwrap();
+    spec
+}
+
+#[test]
+fn a_long_form_entry_reports_wer_real_time_factor_and_segment_times_against_fp32() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = short_spec(dir.path());
+    let config = dir.path().join("exp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"long\"\n[measure]\nwarmup = 0\nruns = 2\ne2e_passes = 1\n[[models]]\nmodel = \"whisper-tiny.en\"\ndataset = {:?}\nlimit = 1\nvariants = [\"dynamic\"]\nlong_form = {:?}\nlong_form_passes = 2\n",
+            repo().join("datasets/speech-en/manifest.jsonl").display().to_string(),
+            spec.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = quantbench(&[
+        "report",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    files.sort();
+    let json = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .unwrap();
+    let report =
+        quantbench::results::ExperimentResult::from_json(&std::fs::read_to_string(json).unwrap())
+            .unwrap();
+    let recording = recordings::compose(
+        &recordings::load_spec(&spec).unwrap()[0],
+        &AudioLimits::default(),
+    )
+    .unwrap();
+    let expected = transcribe("whisper-tiny.en", &recording);
+    let (fp32, dynamic) = (&report.rows[0], &report.rows[1]);
+    for row in [fp32, dynamic] {
+        let series = &row.series["long_form"];
+        assert_eq!(series.stats.n, 2, "one recording, two passes");
+        let l = row.long_form.as_ref().expect("a long-form outcome");
+        let r = &l.recordings[0];
+        assert_eq!(r.runs, 2);
+        assert!((r.audio_seconds - recording.duration_s()).abs() < 1e-9);
+        assert!((l.real_time_factor - l.audio_seconds / l.compute_seconds).abs() < 1e-9);
+        assert!(r.compute_seconds >= series.stats.min_ms / 1e3 - 1e-9);
+        assert!(
+            r.compute_seconds
+                <= series.stats.runs_ms.iter().cloned().fold(0.0, f64::max) / 1e3 + 1e-9
+        );
+        let joined: Vec<&str> = r.segments.iter().map(|s| s.text.as_str()).collect();
+        assert_eq!(
+            r.hypothesis.split_whitespace().collect::<Vec<_>>(),
+            joined.join(" ").split_whitespace().collect::<Vec<_>>()
+        );
+        assert_eq!(r.joins, 5);
+        assert_eq!(l.word_counts.reference_len, r.reference_words);
+        assert!(r.windows >= 2, "{r:?}");
+    }
+    // FP32's segments are the library's (which match faster-whisper's).
+    let l = fp32.long_form.as_ref().unwrap();
+    assert!(l.vs_fp32.is_none());
+    let got: Vec<(f64, f64, &str)> = l.recordings[0]
+        .segments
+        .iter()
+        .map(|s| (s.start, s.end, s.text.as_str()))
+        .collect();
+    let want: Vec<(f64, f64, &str)> = expected
+        .iter()
+        .map(|s| (s.start, s.end, s.text.trim()))
+        .collect();
+    assert_eq!(got, want);
+    let v = dynamic
+        .long_form
+        .as_ref()
+        .unwrap()
+        .vs_fp32
+        .as_ref()
+        .unwrap();
+    assert_eq!(v.timing.baseline_segments, want.len());
+    assert!(v.timing.aligned > 0 && v.timing.aligned <= want.len().min(v.timing.segments));
+    assert!(v.timing.mean_abs_start_s.unwrap() >= 0.0);
+    let drop = (dynamic.long_form.as_ref().unwrap().wer - l.wer) * 100.0;
+    assert!((v.wer_drop_points - drop).abs() < 1e-9);
+    assert!(dynamic.speedup("long_form").is_some());
+    let md = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "md"))
+        .unwrap();
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(md.contains("### Long-form: 1 recordings"), "{md}");
+    assert!(md.contains("| dynamic |"), "{md}");
 }

@@ -56,6 +56,7 @@ fn row_of(m: &Merged) -> Row {
         setup: [("shards".to_string(), m.shards.into())].into(),
         evaluation: None,
         failed_items: Vec::new(),
+        long_form: None,
     }
 }
 

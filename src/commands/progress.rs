@@ -65,6 +65,7 @@ impl Progress {
             | Event::Accuracy { .. }
             | Event::Series { .. }
             | Event::ControlStep { .. }
+            | Event::Segment { .. }
             | Event::RowDone(_) => {}
         }
     }

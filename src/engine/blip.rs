@@ -409,7 +409,13 @@ impl Workload for BlipWorkload {
         }
     }
 
-    fn sample(&mut self, arm: usize, series: &str, round: usize) -> Result<Sample> {
+    fn sample(
+        &mut self,
+        arm: usize,
+        series: &str,
+        round: usize,
+        _: &mut dyn FnMut(Event),
+    ) -> Result<Sample> {
         let p = &mut self.pipelines[arm].pipeline;
         match series {
             "vision" => {
@@ -454,6 +460,7 @@ impl Workload for BlipWorkload {
                 worst: Vec::new(),
                 evaluation: None,
                 failed: Vec::new(),
+                long_form: None,
             });
         }
         let p = &mut self.pipelines[arm].pipeline;
@@ -507,6 +514,7 @@ impl Workload for BlipWorkload {
             worst: worst(&vqa.items),
             evaluation: Some(Evaluation::Vqa { vqa, captions }),
             failed,
+            long_form: None,
         })
     }
 

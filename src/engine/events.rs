@@ -101,6 +101,13 @@ pub enum Event {
         step: Box<crate::results::control::ControlStep>,
         eta_seconds: f64,
     },
+    /// A segment of a long recording, as soon as its window is decoded.
+    Segment {
+        model: String,
+        variant: String,
+        recording: String,
+        segment: crate::results::longform::TimedText,
+    },
     /// A row is finished: every series, the accuracy, the verdicts.
     RowDone(Box<Row>),
 }

@@ -68,19 +68,20 @@ fn measure(
     let started = Instant::now();
     for series in w.series() {
         w.begin(series)?;
-        for round in 0..cfg.warmup {
+        for round in 0..w.warmup(series, cfg.warmup) {
             cancel.check()?;
             for arm in rotation(arms, round) {
-                w.sample(arm, series, round)?;
+                w.sample(arm, series, round, sink)?;
             }
         }
+        w.measuring(series);
         let mut target = w.rounds(series).max(1);
         let mut round = 0;
         loop {
             while round < target {
                 cancel.check()?;
                 for arm in rotation(arms, round) {
-                    let s = w.sample(arm, series, round)?;
+                    let s = w.sample(arm, series, round, sink)?;
                     samples[arm].entry(series).or_default().push(s);
                 }
                 round += 1;
@@ -344,6 +345,7 @@ fn assemble(
                 failed.extend(eval.failed);
                 failed
             },
+            long_form: eval.long_form,
         });
     }
     // Accuracy against the baseline row, then the verdicts.
@@ -430,7 +432,13 @@ mod tests {
                 4
             }
         }
-        fn sample(&mut self, arm: usize, series: &str, round: usize) -> Result<Sample> {
+        fn sample(
+            &mut self,
+            arm: usize,
+            series: &str,
+            round: usize,
+            _: &mut dyn FnMut(Event),
+        ) -> Result<Sample> {
             self.calls.push((arm, series.to_string(), round));
             if let Some((n, c)) = &self.cancel_at {
                 if self.calls.len() == *n {
@@ -460,6 +468,7 @@ mod tests {
                 worst: Vec::new(),
                 evaluation: None,
                 failed: Vec::new(),
+                long_form: None,
             })
         }
         fn dataset(&self) -> (String, String) {

@@ -10,6 +10,7 @@ pub mod control;
 mod environment;
 mod events;
 pub mod interleave;
+mod longform;
 mod run;
 mod variants;
 pub mod verdicts;

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context as _, Result};
 
+use super::longform::{timed, LongFormSet};
 use super::variants::{open_arms, Opened};
 use super::workload::{ArmInfo, EvalProgress, Evaluated, Sample, Workload};
 use super::{Cancel, Context, Event, Stage, Task};
@@ -187,6 +188,8 @@ pub struct WhisperWorkload {
     only_series: Vec<String>,
     /// Items whose audio did not decode, left out.
     failed: Vec<FailedItem>,
+    /// The entry's long recordings, when it names some.
+    long_form: Option<LongFormSet>,
 }
 
 impl WhisperWorkload {
@@ -221,12 +224,25 @@ impl WhisperWorkload {
                 failed.first().map_or("", |f| f.error.as_str())
             );
         }
+        let language = entry.language.as_deref().unwrap_or("en");
         let pipelines = open_arms(entry, ctx, sink, |dir, threads| {
-            Ok(Pipeline::new(
-                WhisperModel::open(dir, threads)?,
-                DecodeOptions::default(),
-            ))
+            let mut p = Pipeline::new(WhisperModel::open(dir, threads)?, DecodeOptions::default());
+            p.set_language(language, entry.task)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", entry.model))?;
+            Ok(p)
         })?;
+        let long_form = entry
+            .long_form
+            .as_deref()
+            .map(|f| {
+                LongFormSet::open(
+                    f,
+                    entry.long_form_passes,
+                    pipelines.len(),
+                    &ctx.audio_limits,
+                )
+            })
+            .transpose()?;
         let window = pipelines[0].pipeline.features(&clips[0].samples).window(0);
         let arms: Vec<ArmInfo> = pipelines.iter().map(Opened::info).collect();
         Ok(WhisperWorkload {
@@ -247,6 +263,7 @@ impl WhisperWorkload {
             states: Vec::new(),
             only_series: entry.only_series.clone(),
             failed,
+            long_form,
         })
     }
 }
@@ -265,8 +282,10 @@ impl Workload for WhisperWorkload {
     }
 
     fn series(&self) -> Vec<&'static str> {
+        let long = self.long_form.is_some().then_some("long_form");
         ["encoder", "decoder_step", "end_to_end"]
             .into_iter()
+            .chain(long)
             .filter(|s| self.only_series.is_empty() || self.only_series.iter().any(|o| o == s))
             .collect()
     }
@@ -274,6 +293,7 @@ impl Workload for WhisperWorkload {
     fn rounds(&self, series: &str) -> usize {
         match series {
             "end_to_end" => self.e2e_passes * self.items.len(),
+            "long_form" => self.long_form.as_ref().map_or(0, LongFormSet::rounds),
             _ => self.runs,
         }
     }
@@ -289,8 +309,44 @@ impl Workload for WhisperWorkload {
         Ok(())
     }
 
-    fn sample(&mut self, arm: usize, series: &str, round: usize) -> Result<Sample> {
+    fn warmup(&self, series: &str, configured: usize) -> usize {
+        // A whole recording per arm warms the sessions up; more would only cost minutes.
+        if series == "long_form" {
+            configured.min(1)
+        } else {
+            configured
+        }
+    }
+
+    fn measuring(&mut self, series: &str) {
+        if let (Some(long), "long_form") = (self.long_form.as_mut(), series) {
+            long.measuring();
+        }
+    }
+
+    fn sample(
+        &mut self,
+        arm: usize,
+        series: &str,
+        round: usize,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<Sample> {
         let p = &mut self.pipelines[arm].pipeline;
+        if let (Some(long), "long_form") = (self.long_form.as_mut(), series) {
+            let (model, variant) = (&self.name, &self.arms[arm].variant);
+            let (ms, tokens) = long.sample(p, arm, round, &mut |recording, segment| {
+                sink(Event::Segment {
+                    model: model.clone(),
+                    variant: variant.clone(),
+                    recording: recording.to_string(),
+                    segment: timed(segment),
+                })
+            })?;
+            return Ok(Sample {
+                ms,
+                tokens: Some(tokens),
+            });
+        }
         let mut in_ort = std::time::Duration::ZERO;
         let t = std::time::Instant::now();
         match series {
@@ -355,6 +411,14 @@ impl Workload for WhisperWorkload {
         }
         let variant = self.arms[arm].variant.clone();
         let result = eval_result((&self.name, &variant), Path::new(&self.manifest), out);
+        let baseline = self.arms.iter().position(|a| a.baseline);
+        let long_form = match self.long_form.as_mut() {
+            Some(long) => {
+                cancel.check()?;
+                Some(long.outcome(&mut self.pipelines, arm, baseline)?)
+            }
+            None => None,
+        };
         Ok(Evaluated {
             accuracy: Accuracy {
                 metric: Metric::Wer,
@@ -367,6 +431,7 @@ impl Workload for WhisperWorkload {
             worst: worst(&result.items),
             evaluation: Some(Evaluation::Speech(result)),
             failed: Vec::new(),
+            long_form,
         })
     }
 
@@ -401,6 +466,13 @@ impl Workload for WhisperWorkload {
             ("e2e_passes".to_string(), self.e2e_passes.into()),
             ("clips".to_string(), self.items.len().into()),
         ]
-        .into()
+        .into_iter()
+        .chain(self.long_form.as_ref().map(|l| {
+            (
+                "long_form_recordings".to_string(),
+                l.recording_count().into(),
+            )
+        }))
+        .collect()
     }
 }

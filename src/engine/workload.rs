@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Result;
 
-use super::Cancel;
+use super::{Cancel, Event};
 use crate::results::{Accuracy, Evaluation, FailedItem, FileHash, Kind, PartSize, WorstItem};
 
 /// One timed sample.
@@ -38,6 +38,8 @@ pub struct Evaluated {
     pub evaluation: Option<Evaluation>,
     /// Items that failed during this evaluation, left out of the accuracy.
     pub failed: Vec<FailedItem>,
+    /// Whole recordings transcribed, when the entry has long-form recordings.
+    pub long_form: Option<crate::results::longform::LongForm>,
 }
 
 /// Progress of an evaluation: items done of total, and the metric over the items so far.
@@ -56,8 +58,21 @@ pub trait Workload {
     fn begin(&mut self, _series: &str) -> Result<()> {
         Ok(())
     }
+    /// Unmeasured rounds before the measured ones of `series` (`configured`: the experiment's `warmup`).
+    fn warmup(&self, _series: &str, configured: usize) -> usize {
+        configured
+    }
+    /// After the warm-up rounds of a series, before its first measured round.
+    fn measuring(&mut self, _series: &str) {}
     /// Times one sample of `series` on `arm`; `round` picks the input (inputs repeat past their count).
-    fn sample(&mut self, arm: usize, series: &str, round: usize) -> Result<Sample>;
+    /// `sink` sees what the sample produces as it goes (the segments of a long recording).
+    fn sample(
+        &mut self,
+        arm: usize,
+        series: &str,
+        round: usize,
+        sink: &mut dyn FnMut(Event),
+    ) -> Result<Sample>;
     /// After the last sample of a series.
     fn end(&mut self, _series: &str) {}
     /// Accuracy of `arm` on the entry's dataset.

@@ -2,6 +2,7 @@
 
 pub mod caption;
 pub mod normalizer;
+pub mod segments;
 pub mod stats;
 pub mod vqa;
 pub mod wer;

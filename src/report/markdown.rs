@@ -308,6 +308,86 @@ fn quantization_notes(out: &mut String, rows: &[&Row]) {
     }
 }
 
+/// Whole recordings transcribed into timed segments: WER, real-time factor, joins, and INT8's segment
+/// times against FP32's.
+fn long_form_table(out: &mut String, rows: &[&Row]) {
+    let Some(first) = rows.iter().find_map(|r| r.long_form.as_ref()) else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "### Long-form: {} recordings of {:.0} s in all (`{}`)\n",
+        first.recordings.len(),
+        first.audio_seconds,
+        first.recordings_file
+    );
+    let _ = writeln!(
+        out,
+        "Each recording transcribed whole (timestamps, previous text as prompt, temperature fallback); compute is the median over the measured passes. Real-time factor = audio seconds per compute second. Joins: a segment starts within [end of the clip before − 0.5 s, start of the next + 0.8 s]. Against FP32: segments aligned in order by overlap.\n"
+    );
+    out.push_str(
+        "| variant | WER | drop (pts) | compute s | real-time factor | × FP32 | segments | joins met | aligned with FP32 | same text | mean abs Δstart | mean abs Δend |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let secs = |x: Option<f64>| x.map_or("—".to_string(), |x| format!("{x:.3} s"));
+    for r in rows {
+        let Some(l) = &r.long_form else { continue };
+        let segments: usize = l.recordings.iter().map(|x| x.segments.len()).sum();
+        let (drop, speedup, aligned, same, ds, de) = match &l.vs_fp32 {
+            Some(v) => (
+                format!("{:+.2}", v.wer_drop_points),
+                format!("{:.2}×", v.real_time_factor_speedup),
+                format!("{} of {}", v.timing.aligned, v.timing.baseline_segments),
+                v.same_text_segments.to_string(),
+                secs(v.timing.mean_abs_start_s),
+                secs(v.timing.mean_abs_end_s),
+            ),
+            None => Default::default(),
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} ({} / {} words) | {drop} | {:.2} | {:.1} | {speedup} | {segments} | {} / {} | {aligned} | {same} | {ds} | {de} |",
+            r.variant,
+            pct(l.wer),
+            l.word_counts.errors(),
+            l.word_counts.reference_len,
+            l.compute_seconds,
+            l.real_time_factor,
+            l.joins_met,
+            l.joins
+        );
+    }
+    out.push('\n');
+    for r in rows {
+        let Some(l) = &r.long_form else { continue };
+        let _ = writeln!(out, "<details><summary>{} segments</summary>\n", r.variant);
+        for rec in &l.recordings {
+            let _ = writeln!(
+                out,
+                "**{}** ({:.1} s audio, {:.2} s compute, {} windows, {} of {} words wrong)\n",
+                rec.name,
+                rec.audio_seconds,
+                rec.compute_seconds,
+                rec.windows,
+                rec.word_errors,
+                rec.reference_words
+            );
+            out.push_str("| start | end | text |\n|---|---|---|\n");
+            for s in &rec.segments {
+                let _ = writeln!(
+                    out,
+                    "| {:.2} | {:.2} | {} |",
+                    s.start,
+                    s.end,
+                    s.text.replace('|', "\\|")
+                );
+            }
+            out.push('\n');
+        }
+        out.push_str("</details>\n\n");
+    }
+}
+
 fn opt_ms(x: Option<f64>) -> String {
     x.map_or("—".into(), |v| format!("{v:.2}"))
 }
@@ -572,6 +652,7 @@ impl Exporter for Markdown {
         }
         for group in r.groups() {
             comparison_table(&mut out, &group);
+            long_form_table(&mut out, &group);
             for row in &group {
                 if let Some(ac) = &row.accuracy_control {
                     control_section(&mut out, row, ac);

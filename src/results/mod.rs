@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 pub mod compare;
 pub mod control;
 pub mod gate;
+pub mod longform;
 pub mod repro;
 pub mod shard;
 
@@ -49,6 +50,11 @@ const WHISPER_SERIES: &[SeriesSpec] = &[
     SeriesSpec {
         name: "end_to_end",
         label: "e2e",
+        generation: true,
+    },
+    SeriesSpec {
+        name: "long_form",
+        label: "long",
         generation: true,
     },
 ];
@@ -279,6 +285,9 @@ pub struct Row {
     /// Items of the dataset that failed and were left out.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_items: Vec<FailedItem>,
+    /// Whole recordings transcribed into timed segments (Whisper entries with `long_form`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_form: Option<longform::LongForm>,
 }
 
 impl Row {

@@ -151,7 +151,8 @@ impl SpecialTokens {
 }
 
 /// What the decoder is asked for: text in the spoken language, or its English translation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Task {
     #[default]
     Transcribe,

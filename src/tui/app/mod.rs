@@ -369,6 +369,16 @@ impl App {
                     );
                 }
             }
+            Event::Segment {
+                model,
+                variant,
+                recording,
+                segment,
+            } => {
+                if let Some(r) = self.row_mut(&model, &variant) {
+                    r.segments.push(recording, segment);
+                }
+            }
             Event::ControlStep {
                 model,
                 step,

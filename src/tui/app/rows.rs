@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use crate::engine::{Stage, BASELINE};
 use crate::measure::stats::Ratio;
 use crate::quant::QuantSummary;
+use crate::results::longform::TimedText;
 use crate::results::{Kind, Metric, PartSize, Row as ResultRow, Series};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +61,34 @@ pub struct LiveSeries {
     pub speedup: Option<Ratio>,
 }
 
+/// The segments of the long recording a row is transcribing, as they are decoded.
+#[derive(Debug, Clone, Default)]
+pub struct LiveSegments {
+    pub recording: String,
+    pub segments: Vec<TimedText>,
+}
+
+/// Segments kept per row: a recording of a few minutes has a few dozen.
+const KEEP_SEGMENTS: usize = 500;
+
+impl LiveSegments {
+    /// A segment of `recording`; another recording, or a start before the last (the next pass), starts over.
+    pub(super) fn push(&mut self, recording: String, segment: TimedText) {
+        let again = self
+            .segments
+            .last()
+            .is_some_and(|l| segment.start < l.start);
+        if recording != self.recording || again {
+            self.recording = recording;
+            self.segments.clear();
+        }
+        if self.segments.len() == KEEP_SEGMENTS {
+            self.segments.remove(0);
+        }
+        self.segments.push(segment);
+    }
+}
+
 /// The metric over the items evaluated so far.
 #[derive(Debug, Clone, Copy)]
 pub struct Running {
@@ -82,6 +111,7 @@ pub struct Row {
     pub live: BTreeMap<String, LiveSeries>,
     pub running: Option<Running>,
     pub result: Option<Box<ResultRow>>,
+    pub segments: LiveSegments,
 }
 
 impl Row {
@@ -97,6 +127,7 @@ impl Row {
             live: BTreeMap::new(),
             running: None,
             result: None,
+            segments: LiveSegments::default(),
         }
     }
 

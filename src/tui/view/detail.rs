@@ -135,6 +135,10 @@ pub fn lines(row: &Row, width: usize, theme: Theme) -> Vec<Line<'static>> {
     ])];
     out.push(Line::styled("latency series (ms)", theme.title()));
     for spec in row.kind.series() {
+        let long = spec.name == "long_form";
+        if long && row.series(spec.name).is_none() && row.segments.segments.is_empty() {
+            continue;
+        }
         out.extend(series_lines(
             spec.name,
             row.series(spec.name),
@@ -212,6 +216,8 @@ pub fn lines(row: &Row, width: usize, theme: Theme) -> Vec<Line<'static>> {
         )),
     }
 
+    out.extend(long_form_lines(row, theme));
+
     if let Some(q) = &row.quantization {
         out.push(Line::styled(
             format!("quantized: {} recipe, {:.1} s", q.recipe.name(), q.seconds),
@@ -261,6 +267,70 @@ pub fn lines(row: &Row, width: usize, theme: Theme) -> Vec<Line<'static>> {
     out
 }
 
+/// `m:ss.s`.
+fn clock(seconds: f64) -> String {
+    let tenths = (seconds.max(0.0) * 10.0).round() as u64;
+    format!("{}:{:02}.{}", tenths / 600, tenths / 10 % 60, tenths % 10)
+}
+
+/// The long-form outcome of a finished row, and the segments of the recording being transcribed (as they
+/// are decoded) or, once done, of the last recording.
+fn long_form_lines(row: &Row, theme: Theme) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let done = row.result.as_ref().and_then(|r| r.long_form.as_ref());
+    if let Some(l) = done {
+        let mut text = format!(
+            "long-form: {} recordings, {:.0} s of audio, {:.1}× real time, WER {:.2} %, segment starts at {}/{} joins",
+            l.recordings.len(),
+            l.audio_seconds,
+            l.real_time_factor,
+            l.wer * 100.0,
+            l.joins_met,
+            l.joins
+        );
+        if let Some(v) = &l.vs_fp32 {
+            text += &format!(
+                "; vs FP32 {:.2}× faster, WER {:+.2} pts",
+                v.real_time_factor_speedup, v.wer_drop_points
+            );
+        }
+        out.push(Line::styled(text, theme.title()));
+        if let Some(v) = &l.vs_fp32 {
+            let t = &v.timing;
+            let secs = |x: Option<f64>| x.map_or("—".to_string(), |x| format!("{x:.2} s"));
+            out.push(Line::raw(format!(
+                "  {} of {} segments aligned with FP32's ({} same text), mean |Δstart| {}, |Δend| {}",
+                t.aligned,
+                t.baseline_segments,
+                v.same_text_segments,
+                secs(t.mean_abs_start_s),
+                secs(t.mean_abs_end_s)
+            )));
+        }
+    }
+    let (recording, segments) = if !row.segments.segments.is_empty() {
+        (&row.segments.recording, &row.segments.segments)
+    } else if let Some(r) = done.and_then(|l| l.recordings.last()) {
+        (&r.name, &r.segments)
+    } else {
+        return out;
+    };
+    out.push(Line::styled(
+        format!("segments of {recording}"),
+        theme.title(),
+    ));
+    for s in segments {
+        out.push(Line::from(vec![
+            Span::styled(
+                format!("  {} → {}  ", clock(s.start), clock(s.end)),
+                theme.dim(),
+            ),
+            Span::raw(s.text.clone()),
+        ]));
+    }
+    out
+}
+
 pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
     let width = block.inner(area).width as usize;
     let lines = app
@@ -273,7 +343,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App, theme: Theme, block: Block) {
 
 #[cfg(test)]
 mod tests {
-    use super::sparkline;
+    use super::{clock, sparkline};
+
+    #[test]
+    fn clock_shows_minutes_seconds_and_tenths() {
+        assert_eq!(clock(0.0), "0:00.0");
+        assert_eq!(clock(61.26), "1:01.3");
+        assert_eq!(clock(599.96), "10:00.0");
+    }
 
     #[test]
     fn sparkline_scales_between_extremes_and_keeps_the_newest() {

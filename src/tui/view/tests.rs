@@ -271,3 +271,45 @@ fn accuracy_control_trajectory_grows_live() {
     );
     insta::assert_snapshot!("accuracy_control_wide", render(&a, (160, 48), t0).backend());
 }
+
+#[test]
+fn segments_of_a_long_recording_show_as_they_are_decoded() {
+    use crate::results::longform::TimedText;
+    let t0 = Instant::now();
+    let mut a = mid_run(t0);
+    let segment = |recording: &str, start: f64, text: &str| Event::Segment {
+        model: "whisper-tiny.en".into(),
+        variant: "fp32".into(),
+        recording: recording.into(),
+        segment: TimedText {
+            start,
+            end: start + 4.0,
+            text: text.into(),
+        },
+    };
+    a.apply(segment("read-15", 0.0, "a first recording"), t0);
+    a.apply(segment("voices-22", 1.0, "Mister Ferrars was gone."), t0);
+    a.apply(segment("voices-22", 65.5, "The second segment."), t0);
+    let text = format!("{}", render(&a, (160, 48), t0).backend());
+    assert!(text.contains("segments of voices-22"), "{text}");
+    assert!(
+        text.contains("0:01.0 → 0:05.0  Mister Ferrars was gone."),
+        "{text}"
+    );
+    assert!(
+        text.contains("1:05.5 → 1:09.5  The second segment."),
+        "{text}"
+    );
+    assert!(!text.contains("a first recording"), "{text}");
+    // The next pass over the same recording starts the list again.
+    a.apply(
+        segment("voices-22", 1.0, "Mister Ferrars was gone again."),
+        t0,
+    );
+    let text = format!("{}", render(&a, (160, 48), t0).backend());
+    assert!(!text.contains("The second segment."), "{text}");
+    insta::assert_snapshot!(
+        "long_form_segments_wide",
+        render(&a, (160, 48), t0).backend()
+    );
+}
