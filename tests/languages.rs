@@ -115,3 +115,60 @@ fn an_english_only_model_refuses_translation_and_other_languages() {
         "{stderr}"
     );
 }
+
+/// An experiment over the Spanish clip with `extra` in its entry; (exit code, stderr, the JSON report).
+fn experiment(model: &str, extra: &str) -> (Option<i32>, String, Option<serde_json::Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("es.jsonl");
+    let line = serde_json::json!({"audio": clip("es").display().to_string(), "text": "Buenos días a todos."});
+    std::fs::write(&manifest, format!("{line}\n")).unwrap();
+    let config = dir.path().join("exp.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"lang\"\n[measure]\nwarmup = 0\nruns = 1\ne2e_passes = 1\n[[models]]\nmodel = \"{model}\"\ndataset = {:?}\n{extra}\n",
+            manifest.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let run = quantbench(&[
+        "report",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let json = std::fs::read_dir(&out).ok().and_then(|d| {
+        d.flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "json"))
+    });
+    (
+        run.status.code(),
+        String::from_utf8_lossy(&run.stderr).into_owned(),
+        json.map(|p| serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()),
+    )
+}
+
+#[test]
+fn experiment_entries_take_a_language_and_a_task() {
+    let (code, stderr, report) =
+        experiment("whisper-base", "language = \"es\"\ntask = \"translate\"");
+    assert_eq!(code, Some(0), "{stderr}");
+    let report = report.unwrap();
+    let item = &report["rows"][0]["evaluation"]["items"][0];
+    assert_eq!(
+        item["hypothesis"],
+        reference()["clips"]["es"]["translation"]
+    );
+    let (code, stderr, _) = experiment("whisper-base", "language = \"es\"");
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr, _) = experiment("whisper-tiny.en", "task = \"translate\"");
+    assert_eq!(code, Some(1), "{stderr}");
+    let line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(
+        line.contains("whisper-tiny.en") && line.contains("cannot translate"),
+        "{line}"
+    );
+}

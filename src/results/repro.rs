@@ -18,6 +18,9 @@ const TIMING_KEYS: &[&str] = &[
     "finished_utc",
     "command_line",
     "eta_seconds",
+    "compute_seconds",
+    "real_time_factor",
+    "real_time_factor_speedup",
 ];
 
 const SIDECARS: &[&str] = &[crate::quant::SIDECAR_FILE, super::control::SIDECAR_FILE];
